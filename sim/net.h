@@ -1,0 +1,43 @@
+/* Network models behind one small table of function pointers. The engine asks a model
+ * when a point-to-point transfer ends and how long a collective takes; a model may answer
+ * a transfer's end at once (analytic) or later through next_time/advance (flow-level,
+ * where ends move as flows come and go). Time is double seconds, as in sim.h. */
+#ifndef NET_H
+#define NET_H
+
+#include <stdint.h>
+
+#include "core/err.h"
+#include "core/topo.h"
+#include "ir/tg.h"
+
+typedef struct net_ops {
+    const char *name;
+    /* Creates the model's state for a topology; NULL with err set on failure. */
+    void *(*create)(const topo *t, ms_err *err);
+    void (*free)(void *self);
+    /* Transfer `id` of `bytes` from src to dst begins at now_s. Returns its end time
+     * (>= now_s) when known now, or a negative number if advance() will report it. */
+    double (*xfer_start)(void *self, double now_s, uint32_t id, int src, int dst,
+                         double bytes);
+    /* Duration in seconds of a collective of `op` (TG_OP_ALLREDUCE, ...) whose members
+     * are ranks[0..n), with per-rank `bytes` as in docs/IR.md. */
+    double (*coll_time)(void *self, tg_op op, const int32_t *ranks, int n, double bytes);
+    /* Earliest pending transfer end the model owns, or INFINITY (NULL: never any). */
+    double (*next_time)(void *self);
+    /* Moves to now_s and writes up to max ids of transfers ending at now_s into done;
+     * returns how many (NULL: never any). */
+    int (*advance)(void *self, double now_s, uint32_t *done, int max);
+} net_ops;
+
+/* The analytic model: a transfer costs route latency + bytes / bottleneck bandwidth, with
+ * no contention. Same node: the GPU links (2 * intra latency, intra bandwidth); across
+ * nodes: GPU link, NIC, fabric, NIC, GPU link (latencies summed, bandwidth the smaller of
+ * the intra link and the GPU's NIC share). src == dst costs nothing. Collectives follow
+ * ring algorithms in nccl-tests' terms (docs/SIM.md). */
+extern const net_ops net_analytic;
+
+/* Looks a model up by name ("analytic"); NULL if unknown. */
+const net_ops *net_find(const char *name);
+
+#endif
