@@ -18,13 +18,20 @@ int ms_err_set(ms_err *err, const char *fmt, ...)
 int ms_err_prefix(ms_err *err, const char *fmt, ...)
 {
     if (!err) return -1;
-    char head[MS_ERR_LEN], old[MS_ERR_LEN];
+    char head[MS_ERR_LEN];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(head, sizeof head, fmt, ap);
+    int n = vsnprintf(head, sizeof head, fmt, ap);
     va_end(ap);
-    memcpy(old, err->msg, sizeof old);
-    snprintf(err->msg, sizeof err->msg, "%s: %s", head, old);
+    if (n < 0) return -1;
+    size_t hl = strlen(head), ol = strnlen(err->msg, sizeof err->msg - 1);
+    if (hl + 2 >= sizeof err->msg) hl = sizeof err->msg - 3;
+    if (hl + 2 + ol >= sizeof err->msg) ol = sizeof err->msg - 3 - hl;
+    memmove(err->msg + hl + 2, err->msg, ol);
+    memcpy(err->msg, head, hl);
+    err->msg[hl] = ':';
+    err->msg[hl + 1] = ' ';
+    err->msg[hl + 2 + ol] = '\0';
     return -1;
 }
 
