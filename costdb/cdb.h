@@ -41,7 +41,10 @@ int cdb_time(const cdb *db, const char *device, const char *op, const int64_t *a
 /* Does the database know this device at all? */
 int cdb_has_device(const cdb *db, const char *device);
 
-/* The model chosen for (device, op), for reports. Returns NULL if none. */
+/* The model chosen for (device, op), for reports. Returns NULL if none. The record and its
+ * strings belong to db and live until cdb_close. For a piecewise model alpha_s and
+ * beta_s_per_x are the row's values (0 when NULL; they are not used to compute times) and
+ * x_min/x_max default to the first and last point. */
 typedef struct cdb_model_info {
     const char *device, *op;
     const char *form;   /* "linear" | "piecewise" */
@@ -55,6 +58,8 @@ const cdb_model_info *cdb_model(const cdb *db, const char *device, const char *o
 
 /* Lists devices, links and models with their sources, for `moesched db`. */
 void cdb_print(const cdb *db, FILE *f);
+/* The same as one JSON object (NULL columns as null), for `moesched db --json`. */
+void cdb_print_json(const cdb *db, FILE *f);
 
 const char *cdb_path(const cdb *db);
 

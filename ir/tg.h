@@ -14,6 +14,7 @@
 
 #define TG_VERSION 1
 #define TG_NONE UINT32_MAX /* "no index" for uint32_t index fields */
+#define TG_MAX_RANKS (1 << 20) /* ranks (and xchg peers) must be in [0, TG_MAX_RANKS) */
 
 /* ---- operations --------------------------------------------------------------------- */
 
@@ -44,6 +45,7 @@ typedef struct tg_op_info {
     int nargs;                       /* number of shape args (compute/delay/coll) */
     const char *arg[TG_MAX_ARGS];    /* field names, in canonical (written) order */
     int64_t dflt[TG_MAX_ARGS];       /* default when omitted, or TG_ARG_REQUIRED */
+    int64_t min[TG_MAX_ARGS];        /* smallest accepted value (integer args only) */
 } tg_op_info;
 
 const tg_op_info *tg_op_get(tg_op op);
@@ -126,6 +128,8 @@ void tg_graph_free(tg_graph *g); /* NULL is harmless */
  * Returns the group index, or -1 with err set (duplicate name, bad or repeated rank). */
 int tg_add_group(tg_graph *g, const char *name, const int32_t *ranks, int nranks,
                  uint32_t line, ms_err *err);
+/* Index of the group called `name`, or -1 when there is none. */
+int tg_find_group(const tg_graph *g, const char *name);
 
 /* A pending task: fill it, then tg_add_task copies it into the graph. */
 typedef struct tg_task_spec {
@@ -191,5 +195,11 @@ int64_t tg_delay_arg(double us);
 
 /* Index of the task with user id `id`, or TG_NONE. */
 uint32_t tg_find_task(const tg_graph *g, int64_t id);
+
+/* Compares two graphs field by field: tasks (id, rank, stream, op, args, deps, transfers,
+ * labels), streams and groups; not source lines nor source_name, so a graph and the
+ * parse of its written text compare equal. Returns 0 when they are the same, or -1 with
+ * err describing the first difference. For tests and round-trip checks. */
+int tg_graph_diff(const tg_graph *a, const tg_graph *b, ms_err *err);
 
 #endif

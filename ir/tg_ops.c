@@ -1,0 +1,52 @@
+/* The op table of the IR: one row per tg_op giving its text name, kind and shape fields.
+ * The parser and the writer are driven by this table, so adding a compute op means adding
+ * an enum value in tg.h and a row here. Also the bit-exact packing of delay durations. */
+#include <string.h>
+
+#include "ir/tg.h"
+
+#define REQ TG_ARG_REQUIRED
+
+static const tg_op_info op_table[TG_OP__COUNT] = {
+    [TG_OP_DELAY] = {.name = "delay", .kind = TG_KIND_DELAY, .nargs = 1, .arg = {"us"},
+                     .dflt = {REQ}, .min = {0}},
+    [TG_OP_GEMM] = {.name = "gemm", .kind = TG_KIND_COMPUTE, .nargs = 4,
+                    .arg = {"m", "n", "k", "count"}, .dflt = {REQ, REQ, REQ, 1},
+                    .min = {1, 1, 1, 1}},
+    [TG_OP_XCHG] = {.name = "xchg", .kind = TG_KIND_XCHG, .nargs = 0},
+    [TG_OP_ALLREDUCE] = {.name = "allreduce", .kind = TG_KIND_COLL, .nargs = 2,
+                         .arg = {"group", "bytes"}, .dflt = {REQ, REQ}, .min = {0, 1}},
+    [TG_OP_ALLGATHER] = {.name = "allgather", .kind = TG_KIND_COLL, .nargs = 2,
+                         .arg = {"group", "bytes"}, .dflt = {REQ, REQ}, .min = {0, 1}},
+    [TG_OP_REDUCESCATTER] = {.name = "reducescatter", .kind = TG_KIND_COLL, .nargs = 2,
+                             .arg = {"group", "bytes"}, .dflt = {REQ, REQ}, .min = {0, 1}},
+};
+
+const tg_op_info *tg_op_get(tg_op op)
+{
+    if ((unsigned)op >= TG_OP__COUNT) return NULL;
+    return &op_table[op];
+}
+
+int tg_op_find(const char *name)
+{
+    if (!name) return -1;
+    for (int i = 0; i < TG_OP__COUNT; i++)
+        if (strcmp(op_table[i].name, name) == 0) return i;
+    return -1;
+}
+
+int64_t tg_delay_arg(double us)
+{
+    int64_t a;
+    memcpy(&a, &us, sizeof a);
+    return a;
+}
+
+double tg_task_delay_us(const tg_graph *g, uint32_t t)
+{
+    double us;
+    int64_t a = tg_task_args(g, t)[0];
+    memcpy(&us, &a, sizeof us);
+    return us;
+}

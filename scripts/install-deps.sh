@@ -1,0 +1,11 @@
+#!/bin/sh
+# Installs the Debian packages moesched needs to build and test (run as root, or with
+# sudo available). Used by the README's set-up and by CI.
+set -e
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends \
+    build-essential make clang libsqlite3-dev libyaml-dev libcmocka-dev >/dev/null
+echo "moesched: build dependencies installed"

@@ -1,0 +1,295 @@
+/* End-to-end tests of the real `moesched` binary: help texts, a simulation in text and
+ * JSON form, traces, canonical graphs, and bad input (clear message, non-zero exit,
+ * nothing the user had is touched). The binary is $MOESCHED_BUILD/moesched (default
+ * build/), run from the source tree. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+static char bin[4096];
+static char tmpdir[] = "/tmp/ms-cli-XXXXXX";
+
+typedef struct output {
+    int status;
+    char *out, *err;
+} output;
+
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return strdup("");
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)n + 1);
+    size_t got = fread(buf, 1, (size_t)n, f);
+    buf[got] = 0;
+    fclose(f);
+    return buf;
+}
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* Runs `moesched ARGS` (a shell fragment) and captures its status, stdout and stderr. */
+static output run(const char *fmt, ...)
+{
+    char args[8192], cmd[16384], o[4200], e[4200];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    snprintf(o, sizeof o, "%s/stdout", tmpdir);
+    snprintf(e, sizeof e, "%s/stderr", tmpdir);
+    snprintf(cmd, sizeof cmd, "%s %s >%s 2>%s </dev/null", bin, args, o, e);
+    int st = system(cmd);
+    output r = {WIFEXITED(st) ? WEXITSTATUS(st) : 128, slurp(o), slurp(e)};
+    return r;
+}
+
+static void release(output *r)
+{
+    free(r->out);
+    free(r->err);
+}
+
+static void help_for_every_command(void **state)
+{
+    (void)state;
+    const char *cmds[] = {"sim", "graph", "topo", "db", "db build"};
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+        output r = run("%s --help", cmds[i]);
+        assert_int_equal(r.status, 0);
+        assert_non_null(strstr(r.out, "usage: moesched"));
+        release(&r);
+    }
+    output r = run("--help");
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "sim"));
+    release(&r);
+    r = run("frobnicate");
+    assert_int_equal(r.status, 2);
+    assert_non_null(strstr(r.err, "unknown command 'frobnicate'"));
+    release(&r);
+}
+
+static void sim_example_text_and_json(void **state)
+{
+    (void)state;
+    output r = run("sim --graph traces/examples/two-layer-dep.tg --topo dgx-h100-1x8");
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "makespan"));
+    assert_non_null(strstr(r.out, "exposed comm"));
+    release(&r);
+    r = run("sim --graph traces/examples/two-layer-dep.tg --topo dgx-h100-1x8 --json");
+    assert_int_equal(r.status, 0);
+    /* exactly one JSON object on one line */
+    assert_int_equal(r.out[0], '{');
+    char *nl = strchr(r.out, '\n');
+    assert_non_null(nl);
+    assert_int_equal(nl[1], '\0');
+    assert_int_equal(nl[-1], '}');
+    assert_non_null(strstr(r.out, "\"makespan_us\":"));
+    assert_non_null(strstr(r.out, "\"tasks\":56"));
+    assert_non_null(strstr(r.out, "\"events\":"));
+    assert_non_null(strstr(r.out, "\"sim_wall_s\":"));
+    double makespan = atof(strstr(r.out, "\"makespan_us\":") + 14);
+    assert_true(makespan > 0);
+    release(&r);
+    /* A slower interconnect cannot make the same graph faster. */
+    r = run("sim --graph traces/examples/two-layer-dep.tg --topo h100:nodes=1,intra_GBps=25 --json");
+    assert_int_equal(r.status, 0);
+    assert_true(atof(strstr(r.out, "\"makespan_us\":") + 14) > makespan);
+    release(&r);
+}
+
+static void trace_is_byte_identical_across_runs(void **state)
+{
+    (void)state;
+    char a[4200], b[4200];
+    snprintf(a, sizeof a, "%s/a.json", tmpdir);
+    snprintf(b, sizeof b, "%s/b.json", tmpdir);
+    const char *args = "sim --graph traces/examples/two-layer-dep.tg --topo h20-1x8 --trace";
+    output r = run("%s %s", args, a);
+    assert_int_equal(r.status, 0);
+    release(&r);
+    r = run("%s %s", args, b);
+    assert_int_equal(r.status, 0);
+    release(&r);
+    char *x = slurp(a), *y = slurp(b);
+    assert_true(strlen(x) > 1000);
+    assert_string_equal(x, y);
+    assert_non_null(strstr(x, "\"L1.mb0.expert\""));
+    free(x);
+    free(y);
+}
+
+static void graph_canonical_round_trip(void **state)
+{
+    (void)state;
+    char c1[4200], c2[4200];
+    snprintf(c1, sizeof c1, "%s/c1.tg", tmpdir);
+    snprintf(c2, sizeof c2, "%s/c2.tg", tmpdir);
+    output r = run("graph --in traces/examples/two-layer-dep.tg --out %s", c1);
+    assert_int_equal(r.status, 0);
+    release(&r);
+    r = run("graph --in %s --out %s", c1, c2);
+    assert_int_equal(r.status, 0);
+    release(&r);
+    char *x = slurp(c1), *y = slurp(c2);
+    assert_string_equal(x, y);
+    assert_true(strncmp(x, "tg 1\n", 5) == 0);
+    free(x);
+    free(y);
+}
+
+static void bad_graph_names_file_and_line(void **state)
+{
+    (void)state;
+    char p[4200];
+    snprintf(p, sizeof p, "%s/bad.tg", tmpdir);
+    write_file(p, "tg 1\n"
+                  "task 0 rank=0 stream=s op=delay us=1\n"
+                  "task 1 rank=0 stream=s op=gemmm m=1 n=1 k=1\n");
+    output r = run("sim --graph %s --topo dgx-h100-1x8", p);
+    assert_int_equal(r.status, 1);
+    assert_non_null(strstr(r.err, "bad.tg:3"));
+    assert_non_null(strstr(r.err, "gemmm"));
+    assert_string_equal(r.out, "");
+    release(&r);
+    /* a graph that would deadlock is refused, not simulated forever */
+    write_file(p, "tg 1\n"
+                  "task 0 rank=0 stream=x op=xchg recv=1:8\n"
+                  "task 1 rank=0 stream=x op=xchg send=1:8\n"
+                  "task 2 rank=1 stream=x op=xchg recv=0:8\n"
+                  "task 3 rank=1 stream=x op=xchg send=0:8\n");
+    r = run("sim --graph %s --topo dgx-h100-1x8", p);
+    assert_int_equal(r.status, 1);
+    assert_non_null(strstr(r.err, "deadlock"));
+    release(&r);
+    r = run("sim --graph %s/missing.tg --topo dgx-h100-1x8", tmpdir);
+    assert_int_equal(r.status, 1);
+    assert_non_null(strstr(r.err, "missing.tg"));
+    release(&r);
+}
+
+static void bad_topology_and_flags(void **state)
+{
+    (void)state;
+    output r = run("sim --graph traces/examples/two-layer-dep.tg --topo no-such-cluster");
+    assert_int_equal(r.status, 1);
+    assert_non_null(strstr(r.err, "no-such-cluster"));
+    release(&r);
+    r = run("sim --graph traces/examples/two-layer-dep.tg --topo h100:nodes=0");
+    assert_int_equal(r.status, 1);
+    assert_non_null(strstr(r.err, "nodes"));
+    release(&r);
+    /* more ranks in the graph than GPUs in the cluster */
+    r = run("sim --graph traces/examples/two-layer-dep.tg --topo h100:nodes=1,gpus=4");
+    assert_int_equal(r.status, 1);
+    assert_non_null(strstr(r.err, "8 ranks"));
+    release(&r);
+    r = run("sim --graph traces/examples/two-layer-dep.tg");
+    assert_int_equal(r.status, 2);
+    assert_non_null(strstr(r.err, "--topo"));
+    release(&r);
+    r = run("sim --graph traces/examples/two-layer-dep.tg --topo dgx-h100-1x8 --bogus");
+    assert_int_equal(r.status, 2);
+    assert_non_null(strstr(r.err, "--bogus"));
+    release(&r);
+    r = run("sim --graph traces/examples/two-layer-dep.tg --topo dgx-h100-1x8 --net magic");
+    assert_int_equal(r.status, 2);
+    assert_non_null(strstr(r.err, "magic"));
+    release(&r);
+    r = run("topo h100:nodes=128");
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "1024"));
+    release(&r);
+}
+
+static void bad_database_is_refused_and_untouched(void **state)
+{
+    (void)state;
+    char p[4200];
+    snprintf(p, sizeof p, "%s/not-a-db.db", tmpdir);
+    write_file(p, "this is not an sqlite database, and it must stay as it is\n");
+    output r = run("sim --graph traces/examples/two-layer-dep.tg --topo dgx-h100-1x8 --db %s", p);
+    assert_int_equal(r.status, 1);
+    assert_non_null(strstr(r.err, "not-a-db.db"));
+    release(&r);
+    char *x = slurp(p);
+    assert_string_equal(x, "this is not an sqlite database, and it must stay as it is\n");
+    free(x);
+    r = run("db --db %s/absent.db", tmpdir);
+    assert_int_equal(r.status, 1);
+    assert_non_null(strstr(r.err, "absent.db"));
+    release(&r);
+    struct stat st;
+    snprintf(p, sizeof p, "%s/absent.db", tmpdir);
+    assert_int_not_equal(stat(p, &st), 0); /* opening did not create it */
+}
+
+static void db_lists_sources(void **state)
+{
+    (void)state;
+    output r = run("db");
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "datasheet"));
+    assert_non_null(strstr(r.out, "h100"));
+    assert_non_null(strstr(r.out, "gemm"));
+    release(&r);
+    r = run("db --json");
+    assert_int_equal(r.status, 0);
+    assert_int_equal(r.out[0], '{');
+    release(&r);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    const char *b = getenv("MOESCHED_BUILD");
+    snprintf(bin, sizeof bin, "%s/%s/moesched", MS_SOURCE_DIR, b && *b ? b : "build");
+    if (access(bin, X_OK) != 0) {
+        fprintf(stderr, "test_cli: %s is missing; run make first\n", bin);
+        return -1;
+    }
+    if (!mkdtemp(tmpdir)) return -1;
+    return chdir(MS_SOURCE_DIR);
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    char cmd[4200];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(help_for_every_command),
+        cmocka_unit_test(sim_example_text_and_json),
+        cmocka_unit_test(trace_is_byte_identical_across_runs),
+        cmocka_unit_test(graph_canonical_round_trip),
+        cmocka_unit_test(bad_graph_names_file_and_line),
+        cmocka_unit_test(bad_topology_and_flags),
+        cmocka_unit_test(bad_database_is_refused_and_untouched),
+        cmocka_unit_test(db_lists_sources),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
