@@ -120,13 +120,13 @@ static int parse_lat(const char *s, double *out, char *why, size_t wlen)
 static int check_name(const char *s, size_t n, char *why, size_t wlen)
 {
     if (n == 0 || n >= sizeof(((topo *)0)->name)) {
-        snprintf(why, wlen, "name must be 1 to %zu characters",
+        snprintf(why, wlen, "must be 1 to %zu characters",
                  sizeof(((topo *)0)->name) - 1);
         return -1;
     }
     for (size_t i = 0; i < n; i++)
         if (s[i] < 0x20 || s[i] > 0x7e) {
-            snprintf(why, wlen, "name may only hold printable ASCII characters");
+            snprintf(why, wlen, "may only hold printable ASCII characters");
             return -1;
         }
     return 0;
@@ -136,7 +136,7 @@ static int check_name(const char *s, size_t n, char *why, size_t wlen)
 static int check_device(const char *s, size_t n, char *why, size_t wlen)
 {
     if (n == 0 || n >= sizeof(((topo *)0)->device)) {
-        snprintf(why, wlen, "device must be 1 to %zu characters",
+        snprintf(why, wlen, "must be 1 to %zu characters",
                  sizeof(((topo *)0)->device) - 1);
         return -1;
     }
@@ -144,12 +144,34 @@ static int check_device(const char *s, size_t n, char *why, size_t wlen)
         char c = s[i];
         if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '.' ||
               c == '-')) {
-            snprintf(why, wlen, "device '%.*s' may only hold [a-z0-9_.-]", (int)(n > 63 ? 63 : n),
-                     s);
+            snprintf(why, wlen, "'%.*s' may only hold [a-z0-9_.-] (cost-DB device names)",
+                     (int)(n > 63 ? 63 : n), s);
             return -1;
         }
     }
     return 0;
+}
+
+/* Edit distance between a (length n) and b, capped at 3 (enough for "did you mean"). */
+static int edit_distance(const char *a, size_t n, const char *b)
+{
+    size_t m = strlen(b);
+    if (n > 64 || m > 64) return 3;
+    int row[65];
+    for (size_t j = 0; j <= m; j++) row[j] = (int)j;
+    for (size_t i = 1; i <= n; i++) {
+        int diag = row[0];
+        row[0] = (int)i;
+        for (size_t j = 1; j <= m; j++) {
+            int up = row[j];
+            int best = diag + (a[i - 1] != b[j - 1]);
+            if (up + 1 < best) best = up + 1;
+            if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[m] < 3 ? row[m] : 3;
 }
 
 /* Copies s into a message-safe form: non-printables become '?', long strings are cut. */
@@ -406,10 +428,18 @@ static int parse_section(yreader *y, int si)
         for (int i = 0; i < s->n; i++)
             if (strlen(s->defs[i].key) == n && memcmp(s->defs[i].key, k, n) == 0) found = i;
         if (found < 0) {
-            char safe[80];
+            char safe[80], hint[96] = "";
             safe_copy(safe, sizeof safe, k, n);
-            return ms_err_set(y->err, "%s:%d: unknown key '%s'%s%s", y->file, line, safe,
-                              si == SEC_TOP ? "" : " in ", si == SEC_TOP ? "" : s->name);
+            int best = 3;
+            for (int i = 0; i < s->n; i++) {
+                int dist = edit_distance(k, n, s->defs[i].key);
+                if (dist < best) {
+                    best = dist;
+                    snprintf(hint, sizeof hint, " (did you mean '%s'?)", s->defs[i].key);
+                }
+            }
+            return ms_err_set(y->err, "%s:%d: unknown key '%s'%s%s%s", y->file, line, safe,
+                              si == SEC_TOP ? "" : " in ", si == SEC_TOP ? "" : s->name, hint);
         }
         slot *sl = &s->slots[found];
         if (sl->line)

@@ -171,13 +171,13 @@ typedef struct loader {
     size_t dev_cap, link_cap, run_cap, model_cap, pt_cap; /* capacities of db's arrays */
 } loader;
 
-static int sql_error(loader *L, sqlite3 *h)
+static int sql_error(loader *L)
 {
-    int code = sqlite3_errcode(h) & 0xff;
+    int code = sqlite3_errcode(L->h) & 0xff;
     if (code == SQLITE_NOTADB || code == SQLITE_CORRUPT)
         return ms_err_set(L->err, "%s: not a moesched cost database (%s)", L->db->path,
-                          sqlite3_errmsg(h));
-    return ms_err_set(L->err, "%s: %s", L->db->path, sqlite3_errmsg(h));
+                          sqlite3_errmsg(L->h));
+    return ms_err_set(L->err, "%s: %s", L->db->path, sqlite3_errmsg(L->h));
 }
 
 static const char *col_str(loader *L, sqlite3_stmt *st, int i)
@@ -198,13 +198,13 @@ static double col_num(sqlite3_stmt *st, int i)
 static int each_row(loader *L, const char *sql, int (*row)(loader *, sqlite3_stmt *))
 {
     sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(L->h, sql, -1, &st, NULL) != SQLITE_OK) return sql_error(L, L->h);
+    if (sqlite3_prepare_v2(L->h, sql, -1, &st, NULL) != SQLITE_OK) return sql_error(L);
     int rc, status = 0;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-        if ((status = row(L, st)) || (L->oom && (status = -1))) break;
-    if (!status && rc != SQLITE_DONE) status = sql_error(L, L->h);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW && !(status = row(L, st)) && !L->oom) {
+    }
+    if (L->oom) status = ms_err_set(L->err, "%s: out of memory", L->db->path);
+    else if (!status && rc != SQLITE_DONE) status = sql_error(L);
     sqlite3_finalize(st);
-    if (L->oom) return ms_err_set(L->err, "%s: out of memory", L->db->path);
     return status;
 }
 
@@ -302,7 +302,7 @@ static int load_points(loader *L, sqlite3_stmt *st, model_rec *m)
         db->pt[db->npts] = sqlite3_column_double(st, 1);
         db->npts++;
     }
-    if (rc != SQLITE_DONE) return sql_error(L, L->h);
+    if (rc != SQLITE_DONE) return sql_error(L);
     m->info.npoints = (int)(db->npts - m->pt_off);
     if (m->info.npoints == 0)
         return ms_err_set(L->err,
@@ -346,11 +346,11 @@ static int check_schema(loader *L)
                            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND "
                            "name = 'meta'",
                            -1, &st, NULL) != SQLITE_OK)
-        return sql_error(L, L->h);
+        return sql_error(L);
     int rc = sqlite3_step(st);
     int has_meta = rc == SQLITE_ROW && sqlite3_column_int(st, 0) > 0;
     sqlite3_finalize(st);
-    if (rc != SQLITE_ROW) return sql_error(L, L->h);
+    if (rc != SQLITE_ROW) return sql_error(L);
     if (!has_meta)
         return ms_err_set(L->err,
                           "%s: not a moesched cost database (no meta table, so no schema "
@@ -358,11 +358,11 @@ static int check_schema(loader *L)
                           path, CDB_SCHEMA_VERSION);
     if (sqlite3_prepare_v2(L->h, "SELECT value FROM meta WHERE key = 'schema_version'", -1, &st,
                            NULL) != SQLITE_OK)
-        return sql_error(L, L->h);
+        return sql_error(L);
     rc = sqlite3_step(st);
     if (rc != SQLITE_ROW) {
         sqlite3_finalize(st);
-        if (rc != SQLITE_DONE) return sql_error(L, L->h);
+        if (rc != SQLITE_DONE) return sql_error(L);
         return ms_err_set(L->err,
                           "%s: not a moesched cost database (no schema_version in its meta "
                           "table; this moesched reads version %d)",
@@ -410,7 +410,7 @@ static int load(loader *L)
                            "SELECT x, avg(time_s) FROM measurement WHERE run_id = ?1 AND "
                            "device = ?2 AND op = ?3 GROUP BY x ORDER BY x",
                            -1, &st, NULL) != SQLITE_OK)
-        return sql_error(L, L->h);
+        return sql_error(L);
     int rc = 0;
     for (size_t i = 0; i < db->nmodel && !rc; i++)
         if (!strcmp(db->model[i].info.form, "piecewise")) rc = load_points(L, st, &db->model[i]);
@@ -732,7 +732,7 @@ void cdb_print(const cdb *db, FILE *f)
         tbl_cell(&t, "%lld", (long long)m->id);
         tbl_cell(&t, "%s", info->device);
         tbl_cell(&t, "%s", info->op);
-        if (pw) tbl_cell(&t, "piecewise (%d pts)", info->npoints);
+        if (pw) tbl_cell(&t, "piecewise (%d pt%s)", info->npoints, info->npoints == 1 ? "" : "s");
         else tbl_cell(&t, "%s", info->form);
         tbl_cell(&t, "%s", pw ? "-" : secs(a, sizeof a, m->alpha_s));
         if (pw || isnan(m->beta_s)) tbl_cell(&t, "-");

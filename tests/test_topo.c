@@ -102,9 +102,9 @@ static void test_shipped_files(void **state)
         assert_int_equal(topo_ranks(&t), s->nodes * s->gpus);
         assert_int_equal(t.nics_per_node, s->nics);
         assert_double_equal(t.intra.bw_bytes_per_s, s->intra_bps, 1e-3);
-        assert_double_equal(t.intra.latency_s, s->intra_s, 1e-15);
+        assert_true(t.intra.latency_s == s->intra_s); /* exact: see test_generated */
         assert_double_equal(t.nic.bw_bytes_per_s, s->nic_bps, 1e-3);
-        assert_double_equal(t.nic.latency_s, s->nic_s, 1e-15);
+        assert_true(t.nic.latency_s == s->nic_s);
         assert_int_equal(topo_check(&t, &err), 0);
         expect_round_trip(&t);
 
@@ -185,6 +185,17 @@ static void test_generated(void **state)
     assert_double_equal(t.intra.bw_bytes_per_s, 10e9, 1e-3);
     assert_double_equal(t.nic.latency_s, 20e-6, 1e-18);
 
+    /* unit conversion is exact for whole GB/s and µs: N us is the double nearest N e-6 */
+    for (int n = 1; n < 200; n++) {
+        char s[96], want[32];
+        snprintf(s, sizeof s, "h100:nodes=2,intra_us=%d,nic_GBps=%d", n, n);
+        assert_int_equal(topo_generate(s, &t, &err), 0);
+        snprintf(want, sizeof want, "%de-6", n);
+        if (t.intra.latency_s != strtod(want, NULL))
+            fail_msg("%d us became %.17g s, not %s", n, t.intra.latency_s, want);
+        assert_true(t.nic.bw_bytes_per_s == n * 1e9);
+    }
+
     /* the largest allowed */
     assert_int_equal(topo_generate("h100:nodes=131072", &t, &err), 0);
     assert_int_equal(topo_ranks(&t), 1048576);
@@ -258,8 +269,9 @@ typedef struct bad_file {
 } bad_file;
 
 static const bad_file bad_files[] = {
-    {"unknown-key.yaml", 7, "unknown key 'bandwith_GBps' in intra_node"},
-    {"unknown-top-key.yaml", 3, "unknown key 'node'"},
+    {"unknown-key.yaml", 7,
+     "unknown key 'bandwith_GBps' in intra_node (did you mean 'bandwidth_GBps'?)"},
+    {"unknown-top-key.yaml", 3, "unknown key 'node' (did you mean 'nodes'?)"},
     {"unknown-inter-key.yaml", 11, "unknown key 'latncy_us' in inter_node"},
     {"missing-device.yaml", 1, "missing required key 'device'"},
     {"missing-nodes.yaml", 1, "missing required key 'nodes'"},
@@ -295,7 +307,7 @@ static const bad_file bad_files[] = {
     {"empty.yaml", 1, "empty topology"},
     {"comments-only.yaml", 3, "empty topology"},
     {"empty-document.yaml", 2, "empty topology"},
-    {"bad-device.yaml", 2, "device: device 'H100' may only hold [a-z0-9_.-]"},
+    {"bad-device.yaml", 2, "device: 'H100' may only hold [a-z0-9_.-]"},
     {"too-many-ranks.yaml", 3, "exceeds the limit of 1048576"},
     {"overflow-int.yaml", 3, "nodes: 99999999999999999999999 is out of range"},
     {"ranks-mismatch.yaml", 5, "ranks: 16 does not match nodes x gpus_per_node = 8"},
@@ -368,7 +380,7 @@ static void test_parse_buffer_errors(void **state)
     snprintf(ln, sizeof ln, "name: %0200d\ndevice: h100\nnodes: 1\ngpus_per_node: 8\n"
              "intra_node:\n  bandwidth_GBps: 450\n  latency_us: 3\n", 0);
     assert_int_equal(topo_parse_buffer(ln, strlen(ln), "ln.yaml", &t, &err), -1);
-    expect_contains(err.msg, "ln.yaml:1: name: name must be 1 to 127 characters");
+    expect_contains(err.msg, "ln.yaml:1: name: must be 1 to 127 characters");
 }
 
 static void test_valid_variants(void **state)

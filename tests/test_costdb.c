@@ -1,0 +1,597 @@
+/* Tests of the cost database: building from the real profiles and from test profiles,
+ * model selection, piecewise interpolation, error messages, refusal of files that are not
+ * ours, and atomic builds (a failed build leaves the old file byte-identical). */
+#include <dirent.h>
+#include <glob.h>
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <sqlite3.h>
+
+#include "costdb/cdb.h"
+#include "ir/tg.h"
+
+#define PROFILES MS_SOURCE_DIR "/costdb/profiles"
+#define DATASHEET PROFILES "/datasheet.sql"
+#define DATA MS_SOURCE_DIR "/tests/data/costdb"
+
+static char dir[64]; /* temporary directory of this run */
+
+static const char *tmp_path(const char *name)
+{
+    static char buf[8][512];
+    static int next;
+    char *p = buf[next++ % 8];
+    snprintf(p, sizeof buf[0], "%s/%s", dir, name);
+    return p;
+}
+
+static int make_dir(void **state)
+{
+    (void)state;
+    snprintf(dir, sizeof dir, "/tmp/test_costdb.XXXXXX");
+    return mkdtemp(dir) ? 0 : -1;
+}
+
+static int remove_dir(void **state)
+{
+    (void)state;
+    DIR *d = opendir(dir);
+    if (!d) return -1;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) unlink(tmp_path(e->d_name));
+    closedir(d);
+    return rmdir(dir);
+}
+
+/* Reads a whole file; *len gets its size. */
+static char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)n + 1);
+    *len = fread(buf, 1, (size_t)n, f);
+    fclose(f);
+    return buf;
+}
+
+static void write_file(const char *path, const void *data, size_t len)
+{
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(data, 1, len, f), len);
+    assert_int_equal(fclose(f), 0);
+}
+
+static int exists(const char *path) { return access(path, F_OK) == 0; }
+
+/* Builds path from the given files; fails the test on error. */
+static void build_ok(const char *path, const char *const *files, int n)
+{
+    ms_err err = {""};
+    int rc = cdb_build(path, files, n, &err);
+    if (rc) fprintf(stderr, "cdb_build: %s\n", err.msg);
+    assert_int_equal(rc, 0);
+    char tmp[300];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    assert_false(exists(tmp));
+}
+
+static cdb *open_ok(const char *path)
+{
+    ms_err err = {""};
+    cdb *db = cdb_open(path, &err);
+    if (!db) fprintf(stderr, "cdb_open: %s\n", err.msg);
+    assert_non_null(db);
+    return db;
+}
+
+/* Asserts that opening path fails with a message containing each of the given strings. */
+static void open_fails(const char *path, const char *want1, const char *want2)
+{
+    ms_err err = {""};
+    cdb *db = cdb_open(path, &err);
+    assert_null(db);
+    if (!strstr(err.msg, want1) || (want2 && !strstr(err.msg, want2)))
+        fprintf(stderr, "unexpected message: %s\n", err.msg);
+    assert_non_null(strstr(err.msg, path));
+    assert_non_null(strstr(err.msg, want1));
+    if (want2) assert_non_null(strstr(err.msg, want2));
+}
+
+static void assert_close(double got, double want)
+{
+    if (fabs(got - want) > 1e-12 + 1e-9 * fabs(want))
+        fprintf(stderr, "got %.17g, want %.17g\n", got, want);
+    assert_true(fabs(got - want) <= 1e-12 + 1e-9 * fabs(want));
+}
+
+static double gemm_time(const cdb *db, const char *device, int64_t m, int64_t n, int64_t k)
+{
+    int64_t args[4] = {m, n, k, 1};
+    double t = -1;
+    ms_err err = {""};
+    int rc = cdb_time(db, device, "gemm", args, 4, &t, &err);
+    if (rc) fprintf(stderr, "cdb_time: %s\n", err.msg);
+    assert_int_equal(rc, 0);
+    return t;
+}
+
+/* ---- the real profiles ------------------------------------------------------------- */
+
+static void test_real_profiles_gemm_h100(void **state)
+{
+    (void)state;
+    glob_t g;
+    assert_int_equal(glob(PROFILES "/*.sql", 0, NULL, &g), 0);
+    assert_true(g.gl_pathc >= 1);
+    const char *path = tmp_path("real.db");
+    build_ok(path, (const char *const *)g.gl_pathv, (int)g.gl_pathc);
+    globfree(&g);
+
+    /* the row values, read with plain SQL */
+    sqlite3 *h;
+    assert_int_equal(sqlite3_open_v2(path, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_prepare_v2(h,
+                                        "SELECT m.alpha_s, m.beta_s, m.efficiency, d.peak_flops "
+                                        "FROM model m JOIN device d ON d.name = m.device WHERE "
+                                        "m.device = 'h100' AND m.op = 'gemm'",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    double alpha = sqlite3_column_double(st, 0), beta = sqlite3_column_double(st, 1);
+    double eff = sqlite3_column_double(st, 2), peak = sqlite3_column_double(st, 3);
+    assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+    sqlite3_finalize(st);
+    assert_int_equal(sqlite3_prepare_v2(h,
+                                        "SELECT value FROM meta WHERE key = 'schema_version'",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(st, 0), CDB_SCHEMA_VERSION);
+    sqlite3_finalize(st);
+    sqlite3_close(h);
+
+    assert_close(peak, 989e12);
+    assert_close(eff, 0.7);
+    assert_close(beta, 1 / (peak * eff));
+
+    cdb *db = open_ok(path);
+    assert_string_equal(cdb_path(db), path);
+    double t = gemm_time(db, "h100", 4096, 1536, 5120);
+    assert_close(t, alpha + beta * 2.0 * 4096 * 1536 * 5120);
+    /* count multiplies the work */
+    int64_t args[4] = {4096, 1536, 5120, 3};
+    ms_err err = {""};
+    assert_int_equal(cdb_time(db, "h100", "gemm", args, 4, &t, &err), 0);
+    assert_close(t, alpha + beta * 2.0 * 4096 * 1536 * 5120 * 3);
+
+    const cdb_model_info *m = cdb_model(db, "h100", "gemm");
+    assert_non_null(m);
+    assert_string_equal(m->source, "datasheet");
+    assert_string_equal(m->form, "linear");
+    assert_close(m->alpha_s, alpha);
+    assert_close(m->beta_s_per_x, beta);
+
+    /* every device the brief names is there, with a gemm model */
+    const char *devices[] = {"h100", "h200", "h20", "a100", "a6000", "a10", "l40s", "host-cpu"};
+    for (size_t i = 0; i < sizeof devices / sizeof devices[0]; i++) {
+        assert_true(cdb_has_device(db, devices[i]));
+        assert_non_null(cdb_model(db, devices[i], "gemm"));
+    }
+    assert_false(cdb_has_device(db, "h999"));
+    cdb_close(db);
+}
+
+/* ---- selection order --------------------------------------------------------------- */
+
+static void test_selection_measured_wins(void **state)
+{
+    (void)state;
+    const char *files[] = {DATASHEET, DATA "/selection.sql"};
+    const char *path = tmp_path("sel.db");
+    build_ok(path, files, 2);
+    cdb *db = open_ok(path);
+    const cdb_model_info *m = cdb_model(db, "h100", "gemm");
+    assert_non_null(m);
+    assert_string_equal(m->source, "measured");
+    assert_close(m->alpha_s, 3e-5); /* id 102, not 99 */
+    assert_close(gemm_time(db, "h100", 1000, 1000, 1000), 3e-5 + 1.6e-15 * 2e9);
+    /* other devices keep their datasheet model */
+    assert_string_equal(cdb_model(db, "h200", "gemm")->source, "datasheet");
+    cdb_close(db);
+}
+
+static void test_selection_newest_within_source(void **state)
+{
+    (void)state;
+    const char *files[] = {DATASHEET, DATA "/selection_paper.sql"};
+    const char *path = tmp_path("paper.db");
+    build_ok(path, files, 2);
+    cdb *db = open_ok(path);
+    const cdb_model_info *m = cdb_model(db, "h100", "gemm");
+    assert_non_null(m);
+    assert_string_equal(m->source, "paper");
+    assert_string_equal(m->citation, "newer paper");
+    assert_close(gemm_time(db, "h100", 1000, 1000, 1000), 2e-4 + 3e-15 * 2e9);
+    cdb_close(db);
+}
+
+/* ---- piecewise --------------------------------------------------------------------- */
+
+static void test_piecewise(void **state)
+{
+    (void)state;
+    const char *files[] = {DATASHEET, DATA "/piecewise.sql"};
+    const char *path = tmp_path("pw.db");
+    build_ok(path, files, 2);
+    cdb *db = open_ok(path);
+
+    const cdb_model_info *m = cdb_model(db, "toy", "gemm");
+    assert_non_null(m);
+    assert_string_equal(m->form, "piecewise");
+    assert_string_equal(m->source, "measured");
+    assert_int_equal(m->npoints, 3);
+    assert_close(m->x_min, 1e9);
+    assert_close(m->x_max, 4e9);
+
+    /* x = 2*m*n*k with m = n = 1000: x = 2e6 * k */
+    assert_close(gemm_time(db, "toy", 1000, 1000, 500), 1e-3);   /* on a point */
+    assert_close(gemm_time(db, "toy", 1000, 1000, 1000), 3e-3);  /* the mean of two rows */
+    assert_close(gemm_time(db, "toy", 1000, 1000, 2000), 5e-3);  /* the last point */
+    assert_close(gemm_time(db, "toy", 1000, 1000, 750), 2e-3);   /* interpolated */
+    assert_close(gemm_time(db, "toy", 1000, 1000, 1500), 4e-3);  /* second segment */
+    assert_close(gemm_time(db, "toy", 1000, 1000, 400), 0.6e-3); /* below: first segment */
+    assert_close(gemm_time(db, "toy", 1000, 1000, 100), 0);      /* ... never below 0 */
+    assert_close(gemm_time(db, "toy", 1000, 1000, 3000), 7e-3);  /* above: last segment */
+
+    /* a single point scales with x */
+    assert_int_equal(cdb_model(db, "toy1", "gemm")->npoints, 1);
+    assert_close(gemm_time(db, "toy1", 1000, 1000, 1500), 6e-3);
+    assert_close(gemm_time(db, "toy1", 1000, 1000, 250), 1e-3);
+    cdb_close(db);
+}
+
+/* ---- query errors ------------------------------------------------------------------ */
+
+static void test_missing_model(void **state)
+{
+    (void)state;
+    const char *files[] = {DATASHEET, DATA "/piecewise.sql"};
+    const char *path = tmp_path("miss.db");
+    build_ok(path, files, 2);
+    cdb *db = open_ok(path);
+    assert_true(cdb_has_device(db, "nomodel"));
+    assert_null(cdb_model(db, "nomodel", "gemm"));
+    int64_t args[4] = {10, 10, 10, 1};
+    double t = 42;
+    ms_err err = {""};
+    assert_int_equal(cdb_time(db, "nomodel", "gemm", args, 4, &t, &err), -1);
+    assert_true(t == 42);
+    assert_non_null(strstr(err.msg, "no cost model for op 'gemm' on device 'nomodel'"));
+    assert_non_null(strstr(err.msg, path));
+    assert_non_null(strstr(err.msg, "devices with a 'gemm' model: a10, a100, "));
+    assert_non_null(strstr(err.msg, "h100"));
+    assert_null(strstr(err.msg, "nomodel, ")); /* not listed among those with a model */
+    cdb_close(db);
+}
+
+static void test_unknown_device(void **state)
+{
+    (void)state;
+    const char *files[] = {DATASHEET};
+    const char *path = tmp_path("unk.db");
+    build_ok(path, files, 1);
+    cdb *db = open_ok(path);
+    int64_t args[4] = {10, 10, 10, 1};
+    double t;
+    ms_err err = {""};
+    assert_int_equal(cdb_time(db, "h999", "gemm", args, 4, &t, &err), -1);
+    assert_non_null(strstr(err.msg, "unknown device 'h999'"));
+    assert_non_null(strstr(err.msg, "known devices: a10, a100, a6000, h100"));
+    assert_null(cdb_model(db, "h999", "gemm"));
+    cdb_close(db);
+}
+
+static void test_feature(void **state)
+{
+    (void)state;
+    ms_err err = {""};
+    double x = 0;
+    int64_t a[4] = {4096, 1536, 5120, 2};
+    assert_int_equal(cdb_feature("gemm", a, 4, &x, &err), 0);
+    assert_close(x, 2.0 * 4096 * 1536 * 5120 * 2);
+    assert_int_equal(cdb_feature("gemm", a, 3, &x, &err), 0); /* count defaults to 1 */
+    assert_close(x, 2.0 * 4096 * 1536 * 5120);
+    assert_int_equal(cdb_feature("gemm", a, 2, &x, &err), -1);
+    assert_non_null(strstr(err.msg, "missing arg k"));
+    int64_t neg[4] = {4, -1, 4, 1};
+    assert_int_equal(cdb_feature("gemm", neg, 4, &x, &err), -1);
+    assert_non_null(strstr(err.msg, "negative"));
+
+    const char *comm[] = {"delay", "xchg", "allreduce", "allgather", "reducescatter"};
+    for (size_t i = 0; i < sizeof comm / sizeof comm[0]; i++) {
+        ms_err_clear(&err);
+        assert_int_equal(cdb_feature(comm[i], a, 2, &x, &err), -1);
+        char want[64];
+        snprintf(want, sizeof want, "op '%s' has no cost-DB feature", comm[i]);
+        assert_non_null(strstr(err.msg, want));
+    }
+    assert_int_equal(cdb_feature("frobnicate", a, 4, &x, &err), -1);
+    assert_non_null(strstr(err.msg, "unknown op 'frobnicate'"));
+}
+
+/* The feature table mirrors the IR's op table: every compute op has a feature taking the
+ * IR's args, every other op is known and refused. */
+static void test_feature_mirrors_ir(void **state)
+{
+    (void)state;
+    for (int op = 0; op < TG_OP__COUNT; op++) {
+        const tg_op_info *info = tg_op_get((tg_op)op);
+        int64_t args[TG_MAX_ARGS];
+        for (int i = 0; i < TG_MAX_ARGS; i++) args[i] = 3;
+        double x = -1;
+        ms_err err = {""};
+        int rc = cdb_feature(info->name, args, info->nargs, &x, &err);
+        if (info->kind == TG_KIND_COMPUTE) {
+            if (rc) fprintf(stderr, "%s: %s\n", info->name, err.msg);
+            assert_int_equal(rc, 0);
+            assert_true(x > 0);
+        } else {
+            assert_int_equal(rc, -1);
+            assert_non_null(strstr(err.msg, "has no cost-DB feature"));
+        }
+    }
+}
+
+/* ---- bad seed files: the build fails naming the file, the old database survives ------ */
+
+static void check_bad_build(const char *bad, const char *want)
+{
+    const char *path = tmp_path("keep.db");
+    const char *good[] = {DATASHEET};
+    build_ok(path, good, 1);
+    size_t len0, len1;
+    char *before = slurp(path, &len0);
+    assert_non_null(before);
+
+    const char *files[] = {DATASHEET, bad};
+    ms_err err = {""};
+    assert_int_equal(cdb_build(path, files, 2, &err), -1);
+    const char *base = strrchr(bad, '/') + 1;
+    if (!strstr(err.msg, base) || !strstr(err.msg, want))
+        fprintf(stderr, "unexpected message: %s\n", err.msg);
+    assert_non_null(strstr(err.msg, base));
+    assert_non_null(strstr(err.msg, want));
+
+    char tmp[300];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    assert_false(exists(tmp));
+    char *after = slurp(path, &len1);
+    assert_non_null(after);
+    assert_int_equal(len0, len1);
+    assert_memory_equal(before, after, len0);
+    free(before);
+    free(after);
+    cdb *db = open_ok(path); /* still a good database */
+    assert_non_null(cdb_model(db, "h100", "gemm"));
+    cdb_close(db);
+}
+
+static void test_bad_syntax(void **state)
+{
+    (void)state;
+    check_bad_build(DATA "/bad_syntax.sql", "bad_syntax.sql:5: near \"'h100'\": syntax error");
+}
+
+static void test_bad_source(void **state)
+{
+    (void)state;
+    check_bad_build(DATA "/bad_source.sql", "CHECK constraint failed: source IN");
+}
+
+static void test_bad_foreign_key(void **state)
+{
+    (void)state;
+    check_bad_build(DATA "/bad_fk.sql", "FOREIGN KEY constraint failed");
+}
+
+static void test_bad_type(void **state)
+{
+    (void)state;
+    check_bad_build(DATA "/bad_type.sql", "CHECK constraint failed: memory_bytes");
+}
+
+static void test_bad_statement(void **state)
+{
+    (void)state;
+    check_bad_build(DATA "/bad_statement.sql", "bad_statement.sql:3: a profile may only INSERT");
+}
+
+static void test_bad_meta(void **state)
+{
+    (void)state;
+    check_bad_build(DATA "/bad_meta.sql", "bad_meta.sql:2: a profile may only INSERT");
+}
+
+static void test_bad_commit(void **state)
+{
+    (void)state;
+    check_bad_build(DATA "/bad_commit.sql", "bad_commit.sql:3: a profile may only INSERT");
+}
+
+static void test_bad_piecewise(void **state)
+{
+    (void)state;
+    check_bad_build(DATA "/bad_piecewise.sql", "has no measurements");
+}
+
+static void test_bad_provenance(void **state)
+{
+    (void)state;
+    check_bad_build(DATA "/bad_provenance.sql", "citation IS NOT NULL");
+}
+
+static void test_missing_sql_file(void **state)
+{
+    (void)state;
+    check_bad_build(DATA "/no_such_file.sql", "cannot read");
+}
+
+static void test_stale_tmp_replaced(void **state)
+{
+    (void)state;
+    const char *path = tmp_path("stale.db");
+    write_file(tmp_path("stale.db.tmp"), "junk", 4);
+    const char *files[] = {DATASHEET};
+    ms_err err = {""};
+    assert_int_equal(cdb_build(path, files, 1, &err), 0);
+    assert_false(exists(tmp_path("stale.db.tmp")));
+    cdb_close(open_ok(path));
+}
+
+/* ---- files that are not ours ------------------------------------------------------- */
+
+static void test_not_a_database(void **state)
+{
+    (void)state;
+    open_fails(DATA "/not_a_db.txt", "not a moesched cost database", "file is not a database");
+
+    const char *empty = tmp_path("empty.db");
+    write_file(empty, "", 0);
+    open_fails(empty, "not a moesched cost database", "empty");
+
+    const char *rnd = tmp_path("random.db");
+    unsigned char bytes[8192];
+    srand(12345);
+    for (size_t i = 0; i < sizeof bytes; i++) bytes[i] = (unsigned char)rand();
+    write_file(rnd, bytes, sizeof bytes);
+    open_fails(rnd, "not a moesched cost database", NULL);
+
+    const char *good = tmp_path("full.db"), *cut = tmp_path("truncated.db");
+    const char *files[] = {DATASHEET};
+    build_ok(good, files, 1);
+    size_t len;
+    char *data = slurp(good, &len);
+    write_file(cut, data, len / 3);
+    free(data);
+    open_fails(cut, "not a moesched cost database", NULL);
+
+    open_fails(tmp_path("missing.db"), "No such file", NULL);
+    open_fails(dir, "directory", NULL);
+}
+
+/* Builds a good database at path, then runs `sql` on it read-write. */
+static void tamper(const char *path, const char *sql)
+{
+    const char *files[] = {DATASHEET};
+    build_ok(path, files, 1);
+    sqlite3 *h;
+    assert_int_equal(sqlite3_open(path, &h), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(h, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(h);
+}
+
+static void test_schema_version(void **state)
+{
+    (void)state;
+    const char *v2 = tmp_path("v2.db");
+    tamper(v2, "UPDATE meta SET value = '2' WHERE key = 'schema_version'");
+    open_fails(v2, "schema version 2, this moesched reads version 1", NULL);
+
+    const char *nokey = tmp_path("nokey.db");
+    tamper(nokey, "DELETE FROM meta");
+    open_fails(nokey, "not a moesched cost database", "no schema_version");
+
+    const char *other = tmp_path("other.db");
+    sqlite3 *h;
+    assert_int_equal(sqlite3_open(other, &h), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(h, "CREATE TABLE foo (x); INSERT INTO foo VALUES (1)", NULL,
+                                  NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(h);
+    open_fails(other, "not a moesched cost database", "no meta table");
+}
+
+/* ---- listings and odds and ends ---------------------------------------------------- */
+
+static void test_print(void **state)
+{
+    (void)state;
+    const char *files[] = {DATASHEET, DATA "/selection.sql", DATA "/piecewise.sql"};
+    const char *path = tmp_path("print.db");
+    build_ok(path, files, 3);
+    cdb *db = open_ok(path);
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    cdb_print(db, f);
+    fclose(f);
+    assert_non_null(strstr(buf, "989 TFLOP/s"));
+    assert_non_null(strstr(buf, "nvlink4"));
+    assert_non_null(strstr(buf, "testhost"));
+    assert_non_null(strstr(buf, "piecewise (3 pts)"));
+    assert_non_null(strstr(buf, "*  102  h100"));    /* the chosen model is marked */
+    assert_non_null(strstr(buf, "\n     4    h100")); /* the datasheet one is not */
+    free(buf);
+
+    f = open_memstream(&buf, &len);
+    cdb_print_json(db, f);
+    fclose(f);
+    assert_true(len > 2 && buf[0] == '{' && buf[len - 2] == '}' && buf[len - 1] == '\n');
+    assert_non_null(strstr(buf, "\"id\":102,\"device\":\"h100\",\"op\":\"gemm\",\"form\":"
+                                "\"linear\",\"selected\":true"));
+    assert_non_null(strstr(buf, "\"points\":[[1000000000,0.001],[2000000000,0.003]"));
+    assert_non_null(strstr(buf, "\"memory_bytes\":null")); /* host-cpu */
+    free(buf);
+    cdb_close(db);
+}
+
+static void test_close_null(void **state)
+{
+    (void)state;
+    cdb_close(NULL); /* crashes, failing the test, unless NULL is handled */
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_real_profiles_gemm_h100),
+        cmocka_unit_test(test_selection_measured_wins),
+        cmocka_unit_test(test_selection_newest_within_source),
+        cmocka_unit_test(test_piecewise),
+        cmocka_unit_test(test_missing_model),
+        cmocka_unit_test(test_unknown_device),
+        cmocka_unit_test(test_feature),
+        cmocka_unit_test(test_feature_mirrors_ir),
+        cmocka_unit_test(test_bad_syntax),
+        cmocka_unit_test(test_bad_source),
+        cmocka_unit_test(test_bad_foreign_key),
+        cmocka_unit_test(test_bad_type),
+        cmocka_unit_test(test_bad_statement),
+        cmocka_unit_test(test_bad_meta),
+        cmocka_unit_test(test_bad_commit),
+        cmocka_unit_test(test_bad_piecewise),
+        cmocka_unit_test(test_bad_provenance),
+        cmocka_unit_test(test_missing_sql_file),
+        cmocka_unit_test(test_stale_tmp_replaced),
+        cmocka_unit_test(test_not_a_database),
+        cmocka_unit_test(test_schema_version),
+        cmocka_unit_test(test_print),
+        cmocka_unit_test(test_close_null),
+    };
+    return cmocka_run_group_tests(tests, make_dir, remove_dir);
+}
