@@ -68,7 +68,7 @@ typedef struct result {
     double parse_s, setup_s, engine_s, total_s, makespan_s;
     long maxrss_kb, ntasks;
     unsigned long long events;
-    char err[512];
+    char err[MS_ERR_LEN];
 } result;
 
 static void run_child(const char *path, const char *db_path, result *res)

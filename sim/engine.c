@@ -190,6 +190,7 @@ void sim_free(sim_engine *s)
     free(s->left);
     free(s->coll_started);
     free(s->done_buf);
+    free(s->stream_cur);
     sim_summary_release(&s->sum);
     free(s);
 }
@@ -279,8 +280,12 @@ static int xfer_end(sim_engine *s, uint32_t send, double now, ms_err *err)
     const tg_graph *g = s->g;
     uint32_t recv = g->xfer_match[send];
     uint32_t a = g->xfer_task[send], b = g->xfer_task[recv];
+    if (a == b) { /* a transfer within one task: both of its entries are done */
+        s->left[a] -= 2;
+        return s->left[a] == 0 ? finish_task(s, a, now, err) : 0;
+    }
     if (--s->left[a] == 0 && finish_task(s, a, now, err) != 0) return -1;
-    if (b != a && --s->left[b] == 0 && finish_task(s, b, now, err) != 0) return -1;
+    if (--s->left[b] == 0 && finish_task(s, b, now, err) != 0) return -1;
     return 0;
 }
 

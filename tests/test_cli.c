@@ -48,7 +48,7 @@ static void write_file(const char *path, const char *text)
 /* Runs `moesched ARGS` (a shell fragment) and captures its status, stdout and stderr. */
 static output run(const char *fmt, ...)
 {
-    char args[8192], cmd[16384], o[4200], e[4200];
+    char args[8192], cmd[32768], o[4200], e[4200];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(args, sizeof args, fmt, ap);

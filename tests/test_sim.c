@@ -63,7 +63,12 @@ static double task_start(const sim_engine *s, const tg_graph *g, int64_t id)
     return sim_task_start(s, tg_find_task(g, id));
 }
 
-#define assert_near(a, b) assert_true(fabs((a) - (b)) <= 1e-12 + 1e-9 * fabs(b))
+static void near(double a, double b, int line)
+{
+    if (!(fabs(a - b) <= 1e-12 + 1e-9 * fabs(b)))
+        fail_msg("line %d: got %.15g, want %.15g", line, a, b);
+}
+#define assert_near(a, b) near((a), (b), __LINE__)
 
 static void chain_on_one_stream(void **state)
 {
