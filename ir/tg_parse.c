@@ -271,6 +271,9 @@ static int parse_xfers(parser *p, long long id, const field *F, uint8_t send)
 
 enum { F_RANK = 1, F_STREAM = 2, F_OP = 4, F_AFTER = 8, F_LABEL = 16, F_SEND = 32, F_RECV = 64 };
 
+/* The key of F is the literal lit (length first: this runs for every field). */
+#define KEY_IS(F, lit) ((F)->klen == sizeof lit - 1 && memcmp((F)->key, lit, sizeof lit - 1) == 0)
+
 static int parse_task(parser *p)
 {
     if (p->nf < 2 || p->f[1].val)
@@ -287,7 +290,7 @@ static int parse_task(parser *p)
     for (size_t i = 2; i < p->nf; i++) {
         const field *F = &p->f[i];
         if (!F->val) return perr(p, "task %lld: expected key=value, got '%s'", id, F->key);
-        if (strcmp(F->key, "op") != 0) continue;
+        if (!KEY_IS(F, "op")) continue;
         if (opf) return perr(p, "task %lld: duplicate field 'op'", id);
         opf = F;
     }
@@ -306,13 +309,13 @@ static int parse_task(parser *p)
         const char *k = F->key;
         unsigned bit = 0;
         int arg = -1;
-        if (strcmp(k, "rank") == 0) bit = F_RANK;
-        else if (strcmp(k, "stream") == 0) bit = F_STREAM;
-        else if (strcmp(k, "op") == 0) bit = F_OP;
-        else if (strcmp(k, "after") == 0) bit = F_AFTER;
-        else if (strcmp(k, "label") == 0) bit = F_LABEL;
-        else if (info->kind == TG_KIND_XCHG && strcmp(k, "send") == 0) bit = F_SEND;
-        else if (info->kind == TG_KIND_XCHG && strcmp(k, "recv") == 0) bit = F_RECV;
+        if (KEY_IS(F, "rank")) bit = F_RANK;
+        else if (KEY_IS(F, "stream")) bit = F_STREAM;
+        else if (KEY_IS(F, "op")) bit = F_OP;
+        else if (KEY_IS(F, "after")) bit = F_AFTER;
+        else if (KEY_IS(F, "label")) bit = F_LABEL;
+        else if (info->kind == TG_KIND_XCHG && KEY_IS(F, "send")) bit = F_SEND;
+        else if (info->kind == TG_KIND_XCHG && KEY_IS(F, "recv")) bit = F_RECV;
         else
             for (int j = 0; j < info->nargs && arg < 0; j++)
                 if (strcmp(k, info->arg[j]) == 0) arg = j;
