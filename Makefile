@@ -7,7 +7,7 @@ CSTD    := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE
 WARN    := -Wall -Wextra -Werror -Wshadow -Wno-missing-field-initializers
 OPT     ?= -O2 -g
 CFLAGS_ALL = $(CSTD) $(WARN) $(OPT) -I. -DMS_SOURCE_DIR='"$(CURDIR)"' -MMD -MP $(CFLAGS)
-LIBS    := -lsqlite3 -lyaml -lm -lpthread
+LIBS    := -lsqlite3 -lyaml -lcjson -lm -lpthread
 
 ifeq ($(SAN),1)
 B        := build-san

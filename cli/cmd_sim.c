@@ -7,6 +7,7 @@
 
 #include "cli/cmd.h"
 #include "cli/common.h"
+#include "cli/workload_flags.h"
 #include "core/paths.h"
 #include "core/topo.h"
 #include "costdb/cdb.h"
@@ -16,10 +17,11 @@
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: moesched sim --graph G.tg --topo T [options]\n"
+            "usage: moesched sim (--graph G.tg | --workload dep ...) --topo T [options]\n"
             "\n"
-            "Simulates the task graph G on topology T (a name in topologies/, a YAML path, or\n"
-            "a generated spec such as h100:nodes=4) with compute costs from the cost DB.\n"
+            "Simulates the task graph G, or one built from workload flags, on topology T (a\n"
+            "name in topologies/, a YAML path, or a generated spec such as h100:nodes=4) with\n"
+            "compute costs from the cost DB.\n"
             "\n"
             "  --graph PATH        task graph in .tg text form (docs/IR.md)\n"
             "  --topo SPEC         topology: NAME | PATH | DEVICE:nodes=N[,gpus=G,...]\n"
@@ -30,8 +32,9 @@ static void usage(FILE *f)
             "  --trace-to-us T     only tasks starting before T us go into the trace\n"
             "  --json              print one JSON object (makespan_us, tasks, events,\n"
             "                      sim_wall_s, per-rank and per-stream figures)\n"
-            "  -h, --help          this text\n",
+            "  -h, --help          this text\n\n",
             ms_default_db());
+    wl_flags_usage(f);
 }
 
 int cmd_sim(int argc, char **argv)
@@ -41,7 +44,9 @@ int cmd_sim(int argc, char **argv)
         {"db", required_argument, 0, 'd'},     {"net", required_argument, 0, 'n'},
         {"trace", required_argument, 0, 'T'},  {"trace-from-us", required_argument, 0, 'F'},
         {"trace-to-us", required_argument, 0, 'U'}, {"json", no_argument, 0, 'j'},
-        {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
+        {"help", no_argument, 0, 'h'},         WL_FLAG_OPTIONS, {0, 0, 0, 0}};
+    wl_flags wf;
+    wl_flags_init(&wf);
     const char *graph_path = NULL, *topo_spec = NULL, *db_path = NULL, *trace = NULL;
     const char *net_name = "analytic";
     double from_us = 0, to_us = INFINITY;
@@ -63,18 +68,27 @@ int cmd_sim(int argc, char **argv)
             break;
         case 'j': json = 1; break;
         case 'h': usage(stdout); return 0;
-        default:
+        default: {
+            int w = wl_flags_apply(&wf, "sim", c, optarg);
+            if (w < 0) return EXIT_USAGE;
+            if (w > 0) break;
             cli_error("sim", "unknown or incomplete option '%s'", argv[optind - 1]);
             usage(stderr);
             return EXIT_USAGE;
+        }
         }
     }
     if (optind < argc) {
         cli_error("sim", "unexpected argument '%s'", argv[optind]);
         return EXIT_USAGE;
     }
-    if (!graph_path || !topo_spec) {
-        cli_error("sim", "--graph and --topo are required (moesched sim --help)");
+    if ((!graph_path && !wf.any) || !topo_spec) {
+        cli_error("sim", "--topo and either --graph or --workload are required "
+                         "(moesched sim --help)");
+        return EXIT_USAGE;
+    }
+    if (graph_path && wf.any) {
+        cli_error("sim", "give either --graph or workload flags, not both");
         return EXIT_USAGE;
     }
     const net_ops *net = net_find(net_name);
@@ -88,11 +102,13 @@ int cmd_sim(int argc, char **argv)
         cli_error("sim", "%s", err.msg);
         return EXIT_INPUT;
     }
-    tg_graph *g = tg_parse_file(graph_path, &err);
+    double tokens = 0;
+    tg_graph *g = graph_path ? tg_parse_file(graph_path, &err) : wl_flags_build(&wf, "sim", &t, &tokens);
     if (!g) {
-        cli_error("sim", "%s", err.msg);
+        if (graph_path) cli_error("sim", "%s", err.msg);
         return EXIT_INPUT;
     }
+    const char *what = graph_path ? graph_path : "workload";
     cdb *db = cdb_open(db_path ? db_path : ms_default_db(), &err);
     if (!db) {
         cli_error("sim", "%s", err.msg);
@@ -102,17 +118,22 @@ int cmd_sim(int argc, char **argv)
     int rc = EXIT_INPUT;
     sim_engine *s = sim_create(g, &t, db, net, &err);
     if (!s || sim_run(s, &err) != 0) {
-        cli_error("sim", "%s: %s", graph_path, err.msg);
+        cli_error("sim", "%s: %s", what, err.msg);
         goto out;
     }
     if (trace && sim_write_trace(s, trace, from_us, to_us, &err) != 0) {
         cli_error("sim", "%s", err.msg);
         goto out;
     }
-    if (json) sim_write_json(s, stdout);
+    if (json) sim_write_json(s, stdout, tokens);
     else {
-        printf("graph           %s\n", graph_path);
-        sim_print_summary(s, stdout);
+        if (graph_path) printf("graph           %s\n", graph_path);
+        else
+            printf("workload        dep %s, %s, ag=%d eg=%d seq=%d r1=%d ma=%d r2=%d %s %s\n",
+                   wl_dep_sched_name(wf.p.sched), wf.m.name, wf.p.ag, wf.p.eg, wf.p.seq,
+                   wf.p.r1, wf.p.ma, wf.p.r2, wf.p.order == WL_ORDER_AASS ? "aass" : "asas",
+                   wf.p.phase == WL_DECODE ? "decode" : "prefill");
+        sim_print_summary(s, stdout, tokens);
         if (trace) printf("\ntrace written to %s (open in https://ui.perfetto.dev)\n", trace);
     }
     rc = fflush(stdout) == 0 ? 0 : EXIT_INPUT;

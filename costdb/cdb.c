@@ -14,32 +14,76 @@
 
 #include "core/json.h"
 
-/* ---- features: one row per IR op (mirrors the op table of ir/tg.h) ------------------- */
+/* ---- features: one row per IR op (mirrors the op table of ir/tg_ops.c) -------------- */
 
 #define ARG_REQUIRED INT64_MIN
+#define MAX_ARGS 8
 
+/* The work of each compute op from its args (as doubles, defaults filled in). FLOPs count
+ * a multiply-add as 2; bytes are bf16 (2 bytes per element) reads and writes of device
+ * memory, each operand once. Formulas and their reading: docs/COSTDB.md, "Features". */
 typedef struct feature_op {
     const char *op;
     int nargs;
-    const char *arg[4];
-    int64_t dflt[4];     /* default when omitted, or ARG_REQUIRED */
-    const char *x_unit;  /* what x counts */
-    double (*x)(const int64_t *args);
-    const char *why_not; /* x == NULL: why the cost DB does not time this op */
+    const char *arg[MAX_ARGS];
+    int64_t dflt[MAX_ARGS]; /* default when omitted, or ARG_REQUIRED */
+    int64_t min[MAX_ARGS];  /* smallest allowed value (as in the IR's op table) */
+    void (*work)(const double *a, cdb_work *w);
+    const char *why_not; /* work == NULL: why the cost DB does not time this op */
 } feature_op;
 
-static double x_gemm(const int64_t *a) { return 2.0 * a[0] * a[1] * a[2] * a[3]; }
+/* gemm m n k count: count products of (m x k)(k x n); A, B read, C written once each. */
+static void work_gemm(const double *a, cdb_work *w)
+{
+    double m = a[0], n = a[1], k = a[2], count = a[3];
+    w->flops = 2.0 * m * n * k * count;
+    w->bytes = 2.0 * (m * k + k * n + m * n) * count;
+}
 
+/* attn b sq skv h hkv dk dv: S = Q K^T (2*sq*skv*dk per head), O = P V (2*sq*skv*dv);
+ * fused (flash-style): Q, O of b*sq*h rows and K, V of b*skv*hkv rows move once. */
+static void work_attn(const double *a, cdb_work *w)
+{
+    double b = a[0], sq = a[1], skv = a[2], h = a[3], hkv = a[4], dk = a[5], dv = a[6];
+    w->flops = 2.0 * b * h * sq * skv * (dk + dv);
+    w->bytes = 2.0 * b * (sq * h + skv * hkv) * (dk + dv);
+}
+
+/* ffn tokens experts hidden inter gemms: every token-assignment passes `gemms` GEMMs of
+ * hidden x inter; each GEMM reads its weights once per expert and reads/writes the
+ * activations (tokens x hidden in or out, tokens x inter out or in). */
+static void work_ffn(const double *a, cdb_work *w)
+{
+    double t = a[0], e = a[1], hid = a[2], in = a[3], g = a[4];
+    w->flops = 2.0 * t * hid * in * g;
+    w->bytes = 2.0 * g * (e * hid * in + t * (hid + in));
+}
+
+/* gate tokens hidden experts: scores = X (tokens x hidden) . W (hidden x experts); the
+ * top-k over the scores is not counted (it is O(tokens*experts) and memory-bound). */
+static void work_gate(const double *a, cdb_work *w)
+{
+    double t = a[0], hid = a[1], e = a[2];
+    w->flops = 2.0 * t * hid * e;
+    w->bytes = 2.0 * (t * hid + hid * e + t * e);
+}
+
+#define R ARG_REQUIRED
 #define NET "a communication op, timed by the network model"
 static const feature_op features[] = {
-    {"delay", 0, {0}, {0}, NULL, NULL, "a fixed duration given by the task"},
-    {"gemm", 4, {"m", "n", "k", "count"}, {ARG_REQUIRED, ARG_REQUIRED, ARG_REQUIRED, 1},
-     "FLOP", x_gemm, NULL},
-    {"xchg", 0, {0}, {0}, NULL, NULL, NET},
-    {"allreduce", 0, {0}, {0}, NULL, NULL, NET},
-    {"allgather", 0, {0}, {0}, NULL, NULL, NET},
-    {"reducescatter", 0, {0}, {0}, NULL, NULL, NET},
+    {"delay", 0, {0}, {0}, {0}, NULL, "a fixed duration given by the task"},
+    {"gemm", 4, {"m", "n", "k", "count"}, {R, R, R, 1}, {1, 1, 1, 1}, work_gemm, NULL},
+    {"xchg", 0, {0}, {0}, {0}, NULL, NET},
+    {"allreduce", 0, {0}, {0}, {0}, NULL, NET},
+    {"allgather", 0, {0}, {0}, {0}, NULL, NET},
+    {"reducescatter", 0, {0}, {0}, {0}, NULL, NET},
+    {"attn", 7, {"b", "sq", "skv", "h", "hkv", "dk", "dv"}, {R, R, R, R, R, R, R},
+     {1, 1, 1, 1, 1, 1, 1}, work_attn, NULL},
+    {"ffn", 5, {"tokens", "experts", "hidden", "inter", "gemms"}, {R, R, R, R, 3},
+     {0, 1, 1, 1, 1}, work_ffn, NULL},
+    {"gate", 3, {"tokens", "hidden", "experts"}, {R, R, R}, {1, 1, 1}, work_gate, NULL},
 };
+#undef R
 #define NFEATURES (sizeof features / sizeof features[0])
 
 static const feature_op *feature_find(const char *op)
@@ -49,30 +93,64 @@ static const feature_op *feature_find(const char *op)
     return NULL;
 }
 
-int cdb_feature(const char *op, const int64_t *args, int nargs, double *x, ms_err *err)
+/* Checks an op's args, fills in defaults and converts them to doubles in a[]. */
+static const feature_op *parse_args(const char *op, const int64_t *args, int nargs, double *a,
+                                    ms_err *err)
 {
     const feature_op *f = feature_find(op);
     if (!f) {
         char list[256] = "";
         for (size_t i = 0, n = 0; i < NFEATURES; i++)
-            if (features[i].x)
+            if (features[i].work)
                 n += snprintf(list + n, n < sizeof list ? sizeof list - n : 0, "%s%s",
                               n ? ", " : "", features[i].op);
-        return ms_err_set(err, "unknown op '%s' (ops with a cost model: %s)", op, list);
+        ms_err_set(err, "unknown op '%s' (ops with a cost model: %s)", op, list);
+        return NULL;
     }
-    if (!f->x) return ms_err_set(err, "op '%s' has no cost-DB feature: %s", op, f->why_not);
-    if (nargs > f->nargs)
-        return ms_err_set(err, "op '%s' takes %d args, got %d", op, f->nargs, nargs);
-    int64_t a[4];
+    if (!f->work) {
+        ms_err_set(err, "op '%s' has no cost-DB feature: %s", op, f->why_not);
+        return NULL;
+    }
+    if (nargs > f->nargs || nargs < 0) {
+        ms_err_set(err, "op '%s' takes %d args, got %d", op, f->nargs, nargs);
+        return NULL;
+    }
     for (int i = 0; i < f->nargs; i++) {
-        if (i < nargs) a[i] = args[i];
-        else if (f->dflt[i] != ARG_REQUIRED) a[i] = f->dflt[i];
-        else return ms_err_set(err, "op '%s': missing arg %s", op, f->arg[i]);
-        if (a[i] < 0)
-            return ms_err_set(err, "op '%s': arg %s = %lld is negative", op, f->arg[i],
-                              (long long)a[i]);
+        int64_t v;
+        if (i < nargs) v = args[i];
+        else if (f->dflt[i] != ARG_REQUIRED) v = f->dflt[i];
+        else {
+            ms_err_set(err, "op '%s': missing arg %s", op, f->arg[i]);
+            return NULL;
+        }
+        if (v < 0) {
+            ms_err_set(err, "op '%s': arg %s = %lld is negative", op, f->arg[i], (long long)v);
+            return NULL;
+        }
+        if (v < f->min[i]) {
+            ms_err_set(err, "op '%s': arg %s = %lld is below its minimum %lld", op, f->arg[i],
+                       (long long)v, (long long)f->min[i]);
+            return NULL;
+        }
+        a[i] = (double)v;
     }
-    *x = f->x(a);
+    return f;
+}
+
+int cdb_work_of(const char *op, const int64_t *args, int nargs, cdb_work *w, ms_err *err)
+{
+    double a[MAX_ARGS];
+    const feature_op *f = parse_args(op, args, nargs, a, err);
+    if (!f) return -1;
+    f->work(a, w);
+    return 0;
+}
+
+int cdb_feature(const char *op, const int64_t *args, int nargs, double *x, ms_err *err)
+{
+    cdb_work w;
+    if (cdb_work_of(op, args, nargs, &w, err)) return -1;
+    *x = w.flops;
     return 0;
 }
 
@@ -93,14 +171,25 @@ typedef struct run_rec {
     const char *host, *date, *backend, *versions, *note;
 } run_rec;
 
+enum { FORM_LINEAR, FORM_PIECEWISE, FORM_ROOFLINE };
+
 typedef struct model_rec {
     int64_t id, run_id;  /* run_id: -1 when NULL */
     int rank;            /* selection order: 0 measured, 1 paper, 2 datasheet */
+    int form;            /* FORM_* */
     double alpha_s, beta_s, x_min, x_max, r2, efficiency; /* as stored, NAN when NULL */
+    double eff_max, f_half, bw_eff;                       /* roofline, NAN when NULL */
     const char *note;
     size_t pt_off;       /* piecewise: first point in cdb.px/pt */
     cdb_model_info info; /* what cdb_model returns */
 } model_rec;
+
+typedef struct comm_rec {
+    int64_t id;
+    int rank;
+    double r2; /* NAN when NULL */
+    cdb_comm_info info;
+} comm_rec;
 
 /* Strings live in arena blocks that never move, freed together at close. */
 typedef struct block {
@@ -124,6 +213,8 @@ struct cdb {
     size_t nbest;
     double *px, *pt; /* piecewise points: x ascending per model, mean time_s */
     size_t npts;
+    comm_rec *comm; /* sorted by (device, op, ag, eg, rank, id descending) */
+    size_t ncomm;
 };
 
 static const char *arena_str(cdb *db, const char *s)
@@ -168,7 +259,7 @@ typedef struct loader {
     sqlite3 *h;
     ms_err *err;
     int oom;
-    size_t dev_cap, link_cap, run_cap, model_cap, pt_cap; /* capacities of db's arrays */
+    size_t dev_cap, link_cap, run_cap, model_cap, pt_cap, comm_cap; /* capacities */
 } loader;
 
 static int sql_error(loader *L)
@@ -270,12 +361,69 @@ static int model_row(loader *L, sqlite3_stmt *st)
     m->info.citation = col_str(L, st, 11);
     m->efficiency = col_num(st, 12);
     m->note = col_str(L, st, 13);
+    m->eff_max = col_num(st, 14);
+    m->f_half = col_num(st, 15);
+    m->bw_eff = col_num(st, 16);
     if (L->oom) return -1;
     if (!m->info.device || !m->info.op || !m->info.form || !m->info.source)
         return ms_err_set(L->err, "%s: model %lld: device, op, form or source is NULL", db->path,
                           (long long)m->id);
     m->rank = source_rank(m->info.source);
+    const char *form = m->info.form;
+    if (!strcmp(form, "linear")) m->form = FORM_LINEAR;
+    else if (!strcmp(form, "piecewise")) m->form = FORM_PIECEWISE;
+    else if (!strcmp(form, "roofline")) m->form = FORM_ROOFLINE;
+    else
+        return ms_err_set(L->err, "%s: model %lld: unknown form '%s'", db->path,
+                          (long long)m->id, form);
+    if (m->form == FORM_LINEAR && (isnan(m->alpha_s) || isnan(m->beta_s)))
+        return ms_err_set(L->err, "%s: linear model %lld has no alpha_s or beta_s", db->path,
+                          (long long)m->id);
+    if (m->form == FORM_ROOFLINE &&
+        (isnan(m->alpha_s) || !(m->eff_max > 0) || !(m->f_half > 0) || !(m->bw_eff > 0)))
+        return ms_err_set(L->err,
+                          "%s: roofline model %lld lacks alpha_s, eff_max, f_half_flops or "
+                          "bw_eff",
+                          db->path, (long long)m->id);
     return 0;
+}
+
+static int comm_row(loader *L, sqlite3_stmt *st)
+{
+    cdb *db = L->db;
+    if (grow(&db->comm, &L->comm_cap, db->ncomm, sizeof *db->comm)) return L->oom = 1, -1;
+    comm_rec *c = &db->comm[db->ncomm++];
+    memset(c, 0, sizeof *c);
+    c->id = sqlite3_column_int64(st, 0);
+    c->info.device = col_str(L, st, 1);
+    c->info.op = col_str(L, st, 2);
+    c->info.ag = sqlite3_column_int(st, 3);
+    c->info.eg = sqlite3_column_int(st, 4);
+    c->info.alpha_s = col_num(st, 5);
+    c->info.beta_s_per_byte = col_num(st, 6);
+    c->r2 = col_num(st, 7);
+    c->info.source = col_str(L, st, 8);
+    c->info.citation = col_str(L, st, 9);
+    c->info.note = col_str(L, st, 10);
+    if (L->oom) return -1;
+    if (!c->info.device || !c->info.op || !c->info.source || isnan(c->info.alpha_s) ||
+        isnan(c->info.beta_s_per_byte))
+        return ms_err_set(L->err, "%s: comm_model %lld: a required column is NULL", db->path,
+                          (long long)c->id);
+    c->rank = source_rank(c->info.source);
+    return 0;
+}
+
+static int cmp_comm(const void *pa, const void *pb)
+{
+    const comm_rec *a = pa, *b = pb;
+    int c = strcmp(a->info.device, b->info.device);
+    if (!c) c = strcmp(a->info.op, b->info.op);
+    if (!c) c = a->info.ag - b->info.ag;
+    if (!c) c = a->info.eg - b->info.eg;
+    if (!c) c = a->rank - b->rank;
+    if (!c) c = a->id < b->id ? 1 : a->id > b->id ? -1 : 0;
+    return c;
 }
 
 /* Loads the points of a piecewise model: mean time per distinct x, x ascending. */
@@ -323,18 +471,36 @@ static int cmp_model(const void *pa, const void *pb)
     return c;
 }
 
-/* Fills the reported info (alpha/beta/range) once points are loaded and sorted. */
-static void finish_model(cdb *db, model_rec *m)
+static const dev_rec *find_device(const cdb *db, const char *name);
+
+/* Fills the reported info (alpha/beta/range, roofline figures) once points are loaded and
+ * sorted; a roofline model takes its peak and bandwidth from its device. */
+static int finish_model(loader *L, model_rec *m)
 {
+    cdb *db = L->db;
     cdb_model_info *i = &m->info;
     i->alpha_s = isnan(m->alpha_s) ? 0 : m->alpha_s;
     i->beta_s_per_x = isnan(m->beta_s) ? 0 : m->beta_s;
     i->x_min = isnan(m->x_min) ? 0 : m->x_min;
     i->x_max = isnan(m->x_max) ? 0 : m->x_max;
-    if (!strcmp(i->form, "piecewise") && i->npoints > 0) {
+    if (m->form == FORM_PIECEWISE && i->npoints > 0) {
         if (isnan(m->x_min)) i->x_min = db->px[m->pt_off];
         if (isnan(m->x_max)) i->x_max = db->px[m->pt_off + i->npoints - 1];
     }
+    if (m->form == FORM_ROOFLINE) {
+        const dev_rec *d = find_device(db, i->device);
+        if (!d || !(d->peak_flops > 0) || !(d->mem_bw_bytes_per_s > 0))
+            return ms_err_set(L->err,
+                              "%s: roofline model %lld ('%s' on '%s') needs the device's "
+                              "peak_flops and mem_bw_bytes_per_s",
+                              db->path, (long long)m->id, i->op, i->device);
+        i->eff_max = m->eff_max;
+        i->f_half_flops = m->f_half;
+        i->bw_eff = m->bw_eff;
+        i->peak_flops = d->peak_flops;
+        i->mem_bw_bytes_per_s = d->mem_bw_bytes_per_s;
+    }
+    return 0;
 }
 
 /* Checks the file is an SQLite database of our schema version. */
@@ -397,13 +563,18 @@ static int load(loader *L)
                  run_row) ||
         each_row(L,
                  "SELECT id, device, op, form, alpha_s, beta_s, x_min, x_max, r2, run_id, "
-                 "source, citation, efficiency, note FROM model",
-                 model_row))
+                 "source, citation, efficiency, note, eff_max, f_half_flops, bw_eff FROM model",
+                 model_row) ||
+        each_row(L,
+                 "SELECT id, device, op, ag, eg, alpha_s, beta_s_per_byte, r2, source, "
+                 "citation, note FROM comm_model",
+                 comm_row))
         return -1;
     for (size_t i = 0; i < db->ndev; i++)
         if (!db->dev[i].name)
             return ms_err_set(L->err, "%s: a device has a NULL name", db->path);
     if (db->nmodel) qsort(db->model, db->nmodel, sizeof *db->model, cmp_model);
+    if (db->ncomm) qsort(db->comm, db->ncomm, sizeof *db->comm, cmp_comm);
 
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(L->h,
@@ -413,14 +584,14 @@ static int load(loader *L)
         return sql_error(L);
     int rc = 0;
     for (size_t i = 0; i < db->nmodel && !rc; i++)
-        if (!strcmp(db->model[i].info.form, "piecewise")) rc = load_points(L, st, &db->model[i]);
+        if (db->model[i].form == FORM_PIECEWISE) rc = load_points(L, st, &db->model[i]);
     sqlite3_finalize(st);
     if (rc) return -1;
 
     if (db->nmodel && !(db->best = malloc(db->nmodel * sizeof *db->best)))
         return ms_err_set(L->err, "%s: out of memory", db->path);
     for (size_t i = 0; i < db->nmodel; i++) {
-        finish_model(db, &db->model[i]);
+        if (finish_model(L, &db->model[i])) return -1;
         const model_rec *m = &db->model[i], *prev = i ? &db->model[i - 1] : NULL;
         if (!prev || strcmp(prev->info.device, m->info.device) || strcmp(prev->info.op, m->info.op))
             db->best[db->nbest++] = i;
@@ -482,6 +653,7 @@ void cdb_close(cdb *db)
     free(db->best);
     free(db->px);
     free(db->pt);
+    free(db->comm);
     free(db);
 }
 
@@ -541,6 +713,35 @@ static void list_add(char *buf, size_t len, size_t *n, const char *name)
     }
 }
 
+/* Ops that, lacking a model of their own, are costed as GEMMs with the gemm model. */
+static int composes(const char *op) { return !strcmp(op, "ffn") || !strcmp(op, "gate"); }
+
+/* The model cdb_time uses: the op's own best model, unless the op composes from gemm and
+ * either has no model or only one of a worse source than the device's best gemm model
+ * (measured over paper over datasheet across both routes; a tie goes to the op's own). */
+static const model_rec *route(const cdb *db, const char *device, const char *op,
+                              int *composed)
+{
+    const model_rec *own = find_best(db, device, op);
+    *composed = 0;
+    if (!composes(op)) return own;
+    const model_rec *g = find_best(db, device, "gemm");
+    if (g && (!own || g->rank < own->rank)) {
+        *composed = 1;
+        return g;
+    }
+    return own;
+}
+
+const cdb_model_info *cdb_model_used(const cdb *db, const char *device, const char *op,
+                                     int *composed)
+{
+    int c;
+    const model_rec *m = route(db, device, op, &c);
+    if (composed) *composed = m ? c : 0;
+    return m ? &m->info : NULL;
+}
+
 static int no_model(const cdb *db, const char *device, const char *op, ms_err *err)
 {
     char list[600] = "";
@@ -550,18 +751,21 @@ static int no_model(const cdb *db, const char *device, const char *op, ms_err *e
         return ms_err_set(err, "unknown device '%s' in %s (known devices: %s)", device, db->path,
                           n ? list : "none");
     }
-    for (size_t i = 0; i < db->nbest; i++) {
-        const cdb_model_info *m = &db->model[db->best[i]].info;
-        if (!strcmp(m->op, op)) list_add(list, sizeof list, &n, m->device);
+    for (size_t i = 0; i < db->ndev; i++) {
+        int c;
+        if (route(db, db->dev[i].name, op, &c)) list_add(list, sizeof list, &n, db->dev[i].name);
     }
+    const char *how = composes(op) ? ", nor a 'gemm' model to compose it from" : "";
     if (!n)
-        return ms_err_set(err, "no cost model for op '%s' on device '%s' in %s (no device has a "
-                               "'%s' model)",
-                          op, device, db->path, op);
+        return ms_err_set(err,
+                          "no cost model for op '%s' on device '%s' in %s%s (no device has a "
+                          "'%s' model)",
+                          op, device, db->path, how, op);
     return ms_err_set(err,
-                      "no cost model for op '%s' on device '%s' in %s (devices with a '%s' "
-                      "model: %s)",
-                      op, device, db->path, op, list);
+                      "no cost model for op '%s' on device '%s' in %s%s (devices with a '%s' "
+                      "model%s: %s)",
+                      op, device, db->path, how, op, composes(op) ? " or a 'gemm' model" : "",
+                      list);
 }
 
 /* Piecewise-linear through (px, pt), extrapolated along the end segments; one point:
@@ -578,18 +782,79 @@ static double piecewise(const double *px, const double *pt, int n, double x)
     return pt[lo] + (pt[lo + 1] - pt[lo]) * (x - px[lo]) / (px[lo + 1] - px[lo]);
 }
 
+/* One model evaluated on some work, clamped at 0. Roofline: the compute time
+ * F/(peak·eff(F)) with eff(F) = eff_max·F/(F + f_half) is written as the equal
+ * (F + f_half)/(peak·eff_max), which is defined at F = 0 too (where it is 0: no work). */
+static double model_time(const cdb *db, const model_rec *m, const cdb_work *w)
+{
+    double t;
+    switch (m->form) {
+    case FORM_PIECEWISE:
+        t = piecewise(db->px + m->pt_off, db->pt + m->pt_off, m->info.npoints, w->flops);
+        break;
+    case FORM_ROOFLINE: {
+        const cdb_model_info *i = &m->info;
+        double compute = w->flops > 0 ? (w->flops + i->f_half_flops) / (i->peak_flops * i->eff_max)
+                                      : 0;
+        double memory = w->bytes / (i->mem_bw_bytes_per_s * i->bw_eff);
+        t = m->alpha_s + (compute > memory ? compute : memory);
+        break;
+    }
+    default: t = m->alpha_s + m->beta_s * w->flops; break;
+    }
+    return t > 0 ? t : 0;
+}
+
 int cdb_time(const cdb *db, const char *device, const char *op, const int64_t *args,
              int nargs, double *seconds, ms_err *err)
 {
-    double x;
-    if (cdb_feature(op, args, nargs, &x, err)) return -1;
-    const model_rec *m = find_best(db, device, op);
+    double a[MAX_ARGS];
+    const feature_op *f = parse_args(op, args, nargs, a, err);
+    if (!f) return -1;
+    int composed;
+    const model_rec *m = route(db, device, op, &composed);
     if (!m) return no_model(db, device, op, err);
-    double t = m->info.npoints
-                   ? piecewise(db->px + m->pt_off, db->pt + m->pt_off, m->info.npoints, x)
-                   : m->alpha_s + m->beta_s * x;
-    *seconds = t > 0 ? t : 0;
+    cdb_work w;
+    if (!strcmp(op, "ffn") && a[0] == 0) { /* no tokens: no work, no launches */
+        *seconds = 0;
+        return 0;
+    }
+    if (!composed) {
+        f->work(a, &w);
+        *seconds = model_time(db, m, &w);
+    } else if (!strcmp(op, "ffn")) {
+        /* gemms x experts GEMMs of the per-expert shape: m = tokens/experts (a mean, so
+         * possibly fractional), n = inter, k = hidden */
+        double g[4] = {a[0] / a[1], a[3], a[2], 1};
+        work_gemm(g, &w);
+        *seconds = a[4] * a[1] * model_time(db, m, &w);
+    } else { /* gate: one GEMM m = tokens, n = experts, k = hidden */
+        double g[4] = {a[0], a[2], a[1], 1};
+        work_gemm(g, &w);
+        *seconds = model_time(db, m, &w);
+    }
     return 0;
+}
+
+/* ---- communication fits ------------------------------------------------------------- */
+
+size_t cdb_comm_count(const cdb *db) { return db->ncomm; }
+
+const cdb_comm_info *cdb_comm_get(const cdb *db, size_t i)
+{
+    return i < db->ncomm ? &db->comm[i].info : NULL;
+}
+
+const cdb_comm_info *cdb_comm_find(const cdb *db, const char *device, const char *op, int ag,
+                                   int eg)
+{
+    /* sorted by (device, op, ag, eg, rank, id descending): the first match is the best */
+    for (size_t i = 0; i < db->ncomm; i++) {
+        const cdb_comm_info *c = &db->comm[i].info;
+        if (!strcmp(c->device, device) && !strcmp(c->op, op) && c->ag == ag && c->eg == eg)
+            return c;
+    }
+    return NULL;
 }
 
 /* ---- listings ----------------------------------------------------------------------- */
@@ -664,7 +929,7 @@ static int is_best(const cdb *db, size_t i)
 static const char *x_unit(const char *op)
 {
     const feature_op *f = feature_find(op);
-    return f && f->x_unit ? f->x_unit : "x";
+    return f && f->work ? "FLOP" : "x";
 }
 
 void cdb_print(const cdb *db, FILE *f)
@@ -721,7 +986,7 @@ void cdb_print(const cdb *db, FILE *f)
 
     fprintf(f, "\nmodels (%zu; * = the one used for its device and op)\n", db->nmodel);
     t = (table){.ncols = 10};
-    const char *mh[] = {"", "id", "device", "op", "form", "alpha", "beta (s per x)",
+    const char *mh[] = {"", "id", "device", "op", "form", "alpha", "parameters",
                         "x range", "source", "provenance"};
     for (int i = 0; i < 10; i++) tbl_cell(&t, "%s", mh[i]);
     for (size_t i = 0; i < db->nmodel; i++) {
@@ -735,8 +1000,12 @@ void cdb_print(const cdb *db, FILE *f)
         if (pw) tbl_cell(&t, "piecewise (%d pt%s)", info->npoints, info->npoints == 1 ? "" : "s");
         else tbl_cell(&t, "%s", info->form);
         tbl_cell(&t, "%s", pw ? "-" : secs(a, sizeof a, m->alpha_s));
-        if (pw || isnan(m->beta_s)) tbl_cell(&t, "-");
-        else tbl_cell(&t, "%.4g per %s", m->beta_s, x_unit(info->op));
+        if (m->form == FORM_ROOFLINE)
+            tbl_cell(&t, "eff %.3g x F/(F + %s) of %s; %.3g of %s", m->eff_max,
+                     si(a, sizeof a, m->f_half, "FLOP"), si(b, sizeof b, info->peak_flops, "FLOP/s"),
+                     m->bw_eff, si(c, sizeof c, info->mem_bw_bytes_per_s, "B/s"));
+        else if (pw || isnan(m->beta_s)) tbl_cell(&t, "-");
+        else tbl_cell(&t, "beta %.4g s per %s", m->beta_s, x_unit(info->op));
         if (info->x_min == 0 && info->x_max == 0) tbl_cell(&t, "-");
         else tbl_cell(&t, "%.3g..%.3g %s", info->x_min, info->x_max, x_unit(info->op));
         tbl_cell(&t, "%s", info->source);
@@ -757,6 +1026,71 @@ void cdb_print(const cdb *db, FILE *f)
         tbl_cell(&t, "%s", prov);
     }
     tbl_print(&t, f);
+
+    /* ffn and gate costed from a gemm model, per device */
+    t = (table){.ncols = 4};
+    const char *ch[] = {"device", "ops", "from gemm model", "source"};
+    for (int i = 0; i < 4; i++) tbl_cell(&t, "%s", ch[i]);
+    size_t ncomposed = 0;
+    for (size_t i = 0; i < db->ndev; i++) {
+        static const char *const ops[] = {"ffn", "gate"};
+        char list[32] = "";
+        size_t n = 0;
+        const model_rec *g = NULL;
+        for (size_t k = 0; k < sizeof ops / sizeof ops[0]; k++) {
+            int composed;
+            const model_rec *m = route(db, db->dev[i].name, ops[k], &composed);
+            if (m && composed) list_add(list, sizeof list, &n, ops[k]), g = m;
+        }
+        if (!g) continue;
+        ncomposed++;
+        tbl_cell(&t, "%s", db->dev[i].name);
+        tbl_cell(&t, "%s", list);
+        tbl_cell(&t, "%lld (%s)", (long long)g->id, g->info.form);
+        tbl_cell(&t, "%s", g->info.source);
+    }
+    if (ncomposed) {
+        fprintf(f, "\ncomposed costs (%zu devices; ffn = gemms x experts GEMMs of m = "
+                   "tokens/experts, gate = one GEMM; docs/COSTDB.md)\n",
+                ncomposed);
+        tbl_print(&t, f);
+    } else {
+        for (size_t i = 0; i < t.n; i++) free(t.cell[i]);
+        free(t.cell);
+    }
+
+    if (db->ncomm) {
+        fprintf(f, "\ncommunication fits (%zu; t = alpha + beta x bytes)\n", db->ncomm);
+        t = (table){.ncols = 8};
+        const char *kh[] = {"id", "device", "op", "ag/eg", "alpha", "beta",
+                            "source", "provenance"};
+        for (int i = 0; i < 8; i++) tbl_cell(&t, "%s", kh[i]);
+        for (size_t i = 0; i < db->ncomm; i++) {
+            const comm_rec *r = &db->comm[i];
+            const cdb_comm_info *k = &r->info;
+            tbl_cell(&t, "%lld", (long long)r->id);
+            tbl_cell(&t, "%s", k->device);
+            tbl_cell(&t, "%s", k->op);
+            if (k->ag || k->eg) tbl_cell(&t, "%d/%d", k->ag, k->eg);
+            else tbl_cell(&t, "-");
+            tbl_cell(&t, "%s", secs(a, sizeof a, k->alpha_s));
+            if (k->beta_s_per_byte > 0)
+                tbl_cell(&t, "%.4g s/B (%s)", k->beta_s_per_byte,
+                         si(b, sizeof b, 1 / k->beta_s_per_byte, "B/s"));
+            else tbl_cell(&t, "%.4g s/B", k->beta_s_per_byte);
+            tbl_cell(&t, "%s", k->source);
+            char prov[512];
+            size_t n = 0;
+            prov[0] = '\0';
+            if (k->citation) n += snprintf(prov + n, sizeof prov - n, "%s", k->citation);
+            if (!isnan(r->r2) && n < sizeof prov)
+                n += snprintf(prov + n, sizeof prov - n, "%sR2 %.4g", n ? "; " : "", r->r2);
+            if (k->note && n < sizeof prov)
+                snprintf(prov + n, sizeof prov - n, "%s%s", n ? "; " : "", k->note);
+            tbl_cell(&t, "%s", prov);
+        }
+        tbl_print(&t, f);
+    }
 }
 
 void cdb_print_json(const cdb *db, FILE *f)
@@ -835,6 +1169,9 @@ void cdb_print_json(const cdb *db, FILE *f)
         ms_json_kstr(&j, "source", m->info.source);
         ms_json_kstr(&j, "citation", m->info.citation);
         ms_json_knum(&j, "efficiency", m->efficiency);
+        ms_json_knum(&j, "eff_max", m->eff_max);
+        ms_json_knum(&j, "f_half_flops", m->f_half);
+        ms_json_knum(&j, "bw_eff", m->bw_eff);
         ms_json_kstr(&j, "note", m->note);
         if (m->info.npoints) {
             ms_json_key(&j, "points");
@@ -847,6 +1184,48 @@ void cdb_print_json(const cdb *db, FILE *f)
             }
             ms_json_arr_end(&j);
         }
+        ms_json_obj_end(&j);
+    }
+    ms_json_arr_end(&j);
+
+    /* ffn and gate without a model of their own: which gemm model costs them */
+    ms_json_key(&j, "composed");
+    ms_json_arr_begin(&j);
+    for (size_t i = 0; i < db->ndev; i++) {
+        static const char *const ops[] = {"ffn", "gate"};
+        for (size_t k = 0; k < sizeof ops / sizeof ops[0]; k++) {
+            int composed;
+            const model_rec *m = route(db, db->dev[i].name, ops[k], &composed);
+            if (!m || !composed) continue;
+            ms_json_obj_begin(&j);
+            ms_json_kstr(&j, "device", db->dev[i].name);
+            ms_json_kstr(&j, "op", ops[k]);
+            ms_json_kint(&j, "gemm_model_id", m->id);
+            ms_json_obj_end(&j);
+        }
+    }
+    ms_json_arr_end(&j);
+
+    ms_json_key(&j, "comm_models");
+    ms_json_arr_begin(&j);
+    for (size_t i = 0; i < db->ncomm; i++) {
+        const comm_rec *r = &db->comm[i];
+        ms_json_obj_begin(&j);
+        ms_json_kint(&j, "id", r->id);
+        ms_json_kstr(&j, "device", r->info.device);
+        ms_json_kstr(&j, "op", r->info.op);
+        ms_json_key(&j, "ag");
+        if (r->info.ag) ms_json_int(&j, r->info.ag);
+        else ms_json_str(&j, NULL);
+        ms_json_key(&j, "eg");
+        if (r->info.eg) ms_json_int(&j, r->info.eg);
+        else ms_json_str(&j, NULL);
+        ms_json_knum(&j, "alpha_s", r->info.alpha_s);
+        ms_json_knum(&j, "beta_s_per_byte", r->info.beta_s_per_byte);
+        ms_json_knum(&j, "r2", r->r2);
+        ms_json_kstr(&j, "source", r->info.source);
+        ms_json_kstr(&j, "citation", r->info.citation);
+        ms_json_kstr(&j, "note", r->info.note);
         ms_json_obj_end(&j);
     }
     ms_json_arr_end(&j);

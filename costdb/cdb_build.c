@@ -56,29 +56,55 @@ static const char schema_sql[] =
     "  shape TEXT,  -- the op's args as written in the IR, e.g. 'm=4096 n=1536 k=5120'\n"
     "  " NUM("x", ">= 0") " NOT NULL,  -- the op's feature (cdb_feature)\n"
     "  " NUM("time_s", ">= 0") " NOT NULL,\n"
-    "  trials INTEGER CHECK (trials IS NULL OR trials > 0)\n"
+    "  trials INTEGER CHECK (trials IS NULL OR trials > 0),\n"
+    "  " NUM("bytes", ">= 0") "  -- the op's bytes moved (cdb_work_of), optional\n"
     ");\n"
     "CREATE INDEX measurement_by_model ON measurement (run_id, device, op, x);\n"
     "CREATE TABLE model (\n"
     "  id INTEGER PRIMARY KEY,\n"
     "  device TEXT NOT NULL REFERENCES device(name),\n"
     "  op TEXT NOT NULL,\n"
-    "  form TEXT NOT NULL CHECK (form IN ('linear', 'piecewise')),\n"
+    "  form TEXT NOT NULL CHECK (form IN ('linear', 'piecewise', 'roofline')),\n"
     "  " TYPED("alpha_s") ",\n"
-    "  " NUM("beta_s", ">= 0") ",  -- seconds per unit of x\n"
+    "  " NUM("beta_s", ">= 0") ",  -- seconds per unit of x (FLOP)\n"
     "  " NUM("x_min", ">= 0") ",\n"
     "  " NUM("x_max", ">= x_min") ",\n"
     "  " NUM("r2", "<= 1") ",\n"
     "  run_id INTEGER REFERENCES calibration_run(id),\n"
     " " SOURCE ",\n"
     "  citation TEXT,\n"
-    "  " NUM("efficiency", "> 0 AND efficiency <= 1") ",\n"
+    "  " NUM("efficiency", "> 0 AND efficiency <= 1") ",  -- linear/piecewise datasheet\n"
     "  note TEXT,\n"
+    "  " NUM("eff_max", "> 0 AND eff_max <= 1") ",  -- roofline: compute efficiency limit\n"
+    "  " NUM("f_half_flops", "> 0") ",  -- roofline: FLOPs at which eff = eff_max/2\n"
+    "  " NUM("bw_eff", "> 0 AND bw_eff <= 1") ",  -- roofline: fraction of mem bandwidth\n"
     "  CHECK (form <> 'linear' OR (alpha_s IS NOT NULL AND beta_s IS NOT NULL)),\n"
     "  CHECK (form <> 'piecewise' OR run_id IS NOT NULL),\n"
+    "  CHECK (form <> 'roofline' OR (alpha_s IS NOT NULL AND beta_s IS NULL AND\n"
+    "         efficiency IS NULL AND eff_max IS NOT NULL AND f_half_flops IS NOT NULL AND\n"
+    "         bw_eff IS NOT NULL)),\n"
+    "  CHECK (form = 'roofline' OR (eff_max IS NULL AND f_half_flops IS NULL AND\n"
+    "         bw_eff IS NULL)),\n"
     "  CHECK (source <> 'measured' OR run_id IS NOT NULL),\n"
     "  CHECK (source <> 'paper' OR citation IS NOT NULL),\n"
-    "  CHECK (source <> 'datasheet' OR efficiency IS NOT NULL)\n"
+    "  CHECK (source <> 'datasheet' OR efficiency IS NOT NULL OR form = 'roofline')\n"
+    ");\n"
+    "CREATE TABLE comm_model (\n"
+    "  id INTEGER PRIMARY KEY,\n"
+    "  device TEXT NOT NULL REFERENCES device(name),\n"
+    "  op TEXT NOT NULL CHECK (op <> ''),  -- e.g. 'a2e'\n"
+    "  ag INTEGER CHECK (ag IS NULL OR ag > 0),\n"
+    "  eg INTEGER CHECK (eg IS NULL OR eg > 0),\n"
+    "  " TYPED("alpha_s") " NOT NULL,\n"
+    "  " NUM("beta_s_per_byte", ">= 0") " NOT NULL,\n"
+    "  " NUM("r2", "<= 1") ",\n"
+    "  run_id INTEGER REFERENCES calibration_run(id),\n"
+    " " SOURCE ",\n"
+    "  citation TEXT,\n"
+    "  note TEXT,\n"
+    "  CHECK (source <> 'measured' OR run_id IS NOT NULL),\n"
+    "  CHECK (source <> 'paper' OR citation IS NOT NULL),\n"
+    "  CHECK (source <> 'datasheet' OR note IS NOT NULL)\n"
     ");\n";
 
 /* A piecewise model whose run holds no points for its (device, op). */
@@ -86,6 +112,12 @@ static const char orphan_sql[] =
     "SELECT id, op, device, run_id FROM model AS m WHERE form = 'piecewise' AND NOT EXISTS "
     "(SELECT 1 FROM measurement AS p WHERE p.run_id = m.run_id AND p.device = m.device "
     "AND p.op = m.op) ORDER BY id LIMIT 1";
+
+/* A roofline model whose device lacks the peak or the bandwidth the form divides by. */
+static const char roofless_sql[] =
+    "SELECT m.id, m.op, m.device FROM model AS m JOIN device AS d ON d.name = m.device "
+    "WHERE m.form = 'roofline' AND (d.peak_flops IS NULL OR d.mem_bw_bytes_per_s IS NULL) "
+    "ORDER BY m.id LIMIT 1";
 
 /* Reads a whole text file into a NUL-terminated heap buffer. */
 static char *read_text(const char *file, ms_err *err)
@@ -223,6 +255,22 @@ static int run_profile(sqlite3 *h, const char *file, ms_err *err)
                         (const char *)sqlite3_column_text(st, 1),
                         (const char *)sqlite3_column_text(st, 2),
                         (long long)sqlite3_column_int64(st, 3));
+    else if (step != SQLITE_DONE)
+        rc = ms_err_set(err, "%s: %s", file, sqlite3_errmsg(h));
+    sqlite3_finalize(st);
+    if (rc) return rc;
+
+    /* A roofline model needs its device's peak_flops and mem_bw_bytes_per_s. */
+    if (sqlite3_prepare_v2(h, roofless_sql, -1, &st, NULL) != SQLITE_OK)
+        return ms_err_set(err, "%s: %s", file, sqlite3_errmsg(h));
+    step = sqlite3_step(st);
+    if (step == SQLITE_ROW)
+        rc = ms_err_set(err,
+                        "%s: roofline model %lld ('%s' on '%s') needs the device's peak_flops "
+                        "and mem_bw_bytes_per_s",
+                        file, (long long)sqlite3_column_int64(st, 0),
+                        (const char *)sqlite3_column_text(st, 1),
+                        (const char *)sqlite3_column_text(st, 2));
     else if (step != SQLITE_DONE)
         rc = ms_err_set(err, "%s: %s", file, sqlite3_errmsg(h));
     sqlite3_finalize(st);

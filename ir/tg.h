@@ -32,6 +32,9 @@ typedef enum tg_op {
     TG_OP_ALLREDUCE,
     TG_OP_ALLGATHER,
     TG_OP_REDUCESCATTER,
+    TG_OP_ATTN, /* attention core: softmax(Q K^T) V, projections are separate gemms */
+    TG_OP_FFN,  /* grouped expert FFN over several local experts */
+    TG_OP_GATE, /* router: token x expert scores and top-k */
     TG_OP__COUNT
 } tg_op;
 

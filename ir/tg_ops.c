@@ -20,6 +20,23 @@ static const tg_op_info op_table[TG_OP__COUNT] = {
                          .arg = {"group", "bytes"}, .dflt = {REQ, REQ}, .min = {0, 1}},
     [TG_OP_REDUCESCATTER] = {.name = "reducescatter", .kind = TG_KIND_COLL, .nargs = 2,
                              .arg = {"group", "bytes"}, .dflt = {REQ, REQ}, .min = {0, 1}},
+    /* b samples, sq query tokens and skv key/value tokens per sample, h query heads,
+     * hkv key/value heads, dk query/key head dim, dv value head dim. Prefill: sq = skv
+     * = S; decode: sq = 1, skv = the KV-cache length. */
+    [TG_OP_ATTN] = {.name = "attn", .kind = TG_KIND_COMPUTE, .nargs = 7,
+                    .arg = {"b", "sq", "skv", "h", "hkv", "dk", "dv"},
+                    .dflt = {REQ, REQ, REQ, REQ, REQ, REQ, REQ},
+                    .min = {1, 1, 1, 1, 1, 1, 1}},
+    /* tokens: token-expert assignments routed to this rank's experts in total (0 allowed:
+     * an expert rank may receive nothing), experts: local experts, hidden and inter: the
+     * FFN's model and intermediate sizes, gemms: 3 for SwiGLU, 2 for a plain MLP. */
+    [TG_OP_FFN] = {.name = "ffn", .kind = TG_KIND_COMPUTE, .nargs = 5,
+                   .arg = {"tokens", "experts", "hidden", "inter", "gemms"},
+                   .dflt = {REQ, REQ, REQ, REQ, 3}, .min = {0, 1, 1, 1, 1}},
+    /* tokens scored against `experts` routed experts over the hidden size, then top-k. */
+    [TG_OP_GATE] = {.name = "gate", .kind = TG_KIND_COMPUTE, .nargs = 3,
+                    .arg = {"tokens", "hidden", "experts"}, .dflt = {REQ, REQ, REQ},
+                    .min = {1, 1, 1}},
 };
 
 const tg_op_info *tg_op_get(tg_op op)

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "sim/net.h"
+#include "sim/net_internal.h"
 
 typedef struct analytic {
     topo t;
@@ -12,6 +13,13 @@ typedef struct analytic {
     double cross_latency_s;      /* GPU link + NIC + NIC + GPU link */
     double local_latency_s;      /* GPU link up + down inside a node */
 } analytic;
+
+/* Bottleneck of a cross-node route: the intra link or the GPU's share of its node's NICs. */
+static double cross_bw(const topo *t)
+{
+    double nic = t->nodes > 1 ? topo_gpu_nic_bw(t) : INFINITY;
+    return fmin(t->intra.bw_bytes_per_s, nic);
+}
 
 static void *analytic_create(const topo *t, ms_err *err)
 {
@@ -22,10 +30,9 @@ static void *analytic_create(const topo *t, ms_err *err)
         return NULL;
     }
     a->t = *t;
-    a->local_latency_s = 2 * t->intra.latency_s;
-    a->cross_latency_s = 2 * t->intra.latency_s + 2 * t->nic.latency_s;
-    double nic = t->nodes > 1 ? topo_gpu_nic_bw(t) : INFINITY;
-    a->cross_bw_bytes_per_s = fmin(t->intra.bw_bytes_per_s, nic);
+    a->local_latency_s = net_local_latency_s(t);
+    a->cross_latency_s = net_cross_latency_s(t);
+    a->cross_bw_bytes_per_s = cross_bw(t);
     return a;
 }
 
@@ -44,15 +51,15 @@ static double analytic_xfer(void *self, double now_s, uint32_t id, int src, int 
 
 /* Ring collective: each of `steps` steps pays the slowest hop's latency; the data term is
  * what each rank must receive over the bottleneck link. */
-static double analytic_coll(void *self, tg_op op, const int32_t *ranks, int n, double bytes)
+double net_analytic_coll_time(const topo *t, tg_op op, const int32_t *ranks, int n,
+                              double bytes)
 {
-    const analytic *a = self;
     if (n <= 1) return 0;
     int one_node = 1;
     for (int i = 1; i < n; i++)
-        if (topo_node_of(&a->t, ranks[i]) != topo_node_of(&a->t, ranks[0])) one_node = 0;
-    double bw = one_node ? a->t.intra.bw_bytes_per_s : a->cross_bw_bytes_per_s;
-    double lat = one_node ? a->local_latency_s : a->cross_latency_s;
+        if (topo_node_of(t, ranks[i]) != topo_node_of(t, ranks[0])) one_node = 0;
+    double bw = one_node ? t->intra.bw_bytes_per_s : cross_bw(t);
+    double lat = one_node ? net_local_latency_s(t) : net_cross_latency_s(t);
     switch (op) {
     case TG_OP_ALLREDUCE: /* busbw factor 2(n-1)/n on the buffer */
         return 2.0 * (n - 1) * lat + 2.0 * (n - 1) / n * bytes / bw;
@@ -62,6 +69,12 @@ static double analytic_coll(void *self, tg_op op, const int32_t *ranks, int n, d
     default:
         return 0;
     }
+}
+
+static double analytic_coll(void *self, tg_op op, const int32_t *ranks, int n, double bytes)
+{
+    const analytic *a = self;
+    return net_analytic_coll_time(&a->t, op, ranks, n, bytes);
 }
 
 const net_ops net_analytic = {
@@ -76,7 +89,7 @@ const net_ops net_analytic = {
 
 const net_ops *net_find(const char *name)
 {
-    static const net_ops *const models[] = {&net_analytic};
+    static const net_ops *const models[] = {&net_analytic, &net_flow};
     for (size_t i = 0; i < sizeof models / sizeof models[0]; i++)
         if (!strcmp(models[i]->name, name)) return models[i];
     return NULL;

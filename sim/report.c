@@ -111,13 +111,16 @@ int sim_summarize(sim_engine *s, ms_err *err)
 
 #define TEXT_RANKS 16 /* ranks shown in the text summary; --json has all */
 
-void sim_print_summary(const sim_engine *s, FILE *f)
+void sim_print_summary(const sim_engine *s, FILE *f, double tokens)
 {
     const tg_graph *g = s->g;
     const sim_summary *sum = &s->sum;
     fprintf(f, "topology        %s (%d x %d %s), network %s\n", s->t->name, s->t->nodes,
             s->t->gpus_per_node, s->t->device, s->net->name);
     fprintf(f, "makespan        %.3f us\n", sum->makespan_s * 1e6);
+    if (tokens > 0 && sum->makespan_s > 0)
+        fprintf(f, "throughput      %.1f tokens/s (%.0f tokens)\n", tokens / sum->makespan_s,
+                tokens);
     fprintf(f, "tasks           %u (%d ranks, %u streams)\n", sum->tasks, sum->nranks,
             sum->nstreams);
     fprintf(f, "events          %llu\n", (unsigned long long)sum->events);
@@ -142,7 +145,7 @@ void sim_print_summary(const sim_engine *s, FILE *f)
     }
 }
 
-void sim_write_json(const sim_engine *s, FILE *f)
+void sim_write_json(const sim_engine *s, FILE *f, double tokens)
 {
     const tg_graph *g = s->g;
     const sim_summary *sum = &s->sum;
@@ -150,6 +153,11 @@ void sim_write_json(const sim_engine *s, FILE *f)
     ms_json_init(&j, f);
     ms_json_obj_begin(&j);
     ms_json_knum(&j, "makespan_us", sum->makespan_s * 1e6);
+    if (tokens > 0) {
+        ms_json_knum(&j, "tokens", tokens);
+        ms_json_knum(&j, "throughput_tokens_per_s",
+                     sum->makespan_s > 0 ? tokens / sum->makespan_s : 0);
+    }
     ms_json_kint(&j, "tasks", sum->tasks);
     ms_json_kint(&j, "events", (int64_t)sum->events);
     ms_json_knum(&j, "sim_wall_s", sum->wall_s);

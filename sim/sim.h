@@ -48,9 +48,10 @@ const sim_summary *sim_get_summary(const sim_engine *s);
 double sim_task_start(const sim_engine *s, uint32_t t);
 double sim_task_end(const sim_engine *s, uint32_t t);
 
-/* Writes the summary as text (a table) or as one JSON object. */
-void sim_print_summary(const sim_engine *s, FILE *f);
-void sim_write_json(const sim_engine *s, FILE *f);
+/* Writes the summary as text (a table) or as one JSON object. When tokens > 0 (the
+ * tokens the graph processes), throughput_tokens_per_s = tokens / makespan is added. */
+void sim_print_summary(const sim_engine *s, FILE *f, double tokens);
+void sim_write_json(const sim_engine *s, FILE *f, double tokens);
 
 /* Writes a Chrome/Perfetto trace: pid = rank, tid = stream, ts/dur in us, metadata names.
  * Only tasks overlapping [from_us, to_us) are written (pass 0, INFINITY for all).

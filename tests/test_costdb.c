@@ -1,6 +1,7 @@
 /* Tests of the cost database: building from the real profiles and from test profiles,
- * model selection, piecewise interpolation, error messages, refusal of files that are not
- * ours, and atomic builds (a failed build leaves the old file byte-identical). */
+ * model selection, piecewise interpolation, the roofline form, ffn and gate composed from
+ * gemm, the FinDEP paper profile, error messages, refusal of files that are not ours,
+ * and atomic builds (a failed build leaves the old file byte-identical). */
 #include <dirent.h>
 #include <glob.h>
 #include <math.h>
@@ -16,11 +17,14 @@
 #include <cmocka.h>
 #include <sqlite3.h>
 
+#include "core/topo.h"
 #include "costdb/cdb.h"
 #include "ir/tg.h"
 
 #define PROFILES MS_SOURCE_DIR "/costdb/profiles"
 #define DATASHEET PROFILES "/datasheet.sql"
+#define PAPER PROFILES "/findep-paper.sql"
+#define CITATION "FinDEP, arXiv 2512.21487, Sec. cost models"
 #define DATA MS_SOURCE_DIR "/tests/data/costdb"
 
 static char dir[64]; /* temporary directory of this run */
@@ -118,42 +122,97 @@ static void assert_close(double got, double want)
     assert_true(fabs(got - want) <= 1e-12 + 1e-9 * fabs(want));
 }
 
-static double gemm_time(const cdb *db, const char *device, int64_t m, int64_t n, int64_t k)
+/* Relative closeness, for results that must agree to rounding. */
+static void assert_rel(double got, double want, double rel)
 {
-    int64_t args[4] = {m, n, k, 1};
+    if (!(fabs(got - want) <= rel * fabs(want)))
+        fprintf(stderr, "got %.17g, want %.17g (relative %.3g)\n", got, want,
+                want ? fabs(got - want) / fabs(want) : got);
+    assert_true(fabs(got - want) <= rel * fabs(want));
+}
+
+/* The time of op on device; fails the test on error. */
+static double op_time(const cdb *db, const char *device, const char *op, const int64_t *args,
+                      int nargs)
+{
     double t = -1;
     ms_err err = {""};
-    int rc = cdb_time(db, device, "gemm", args, 4, &t, &err);
-    if (rc) fprintf(stderr, "cdb_time: %s\n", err.msg);
+    int rc = cdb_time(db, device, op, args, nargs, &t, &err);
+    if (rc) fprintf(stderr, "cdb_time(%s, %s): %s\n", device, op, err.msg);
     assert_int_equal(rc, 0);
     return t;
 }
+
+static double gemm_time(const cdb *db, const char *device, int64_t m, int64_t n, int64_t k)
+{
+    int64_t args[4] = {m, n, k, 1};
+    return op_time(db, device, "gemm", args, 4);
+}
+
+static double attn_time(const cdb *db, const char *device, int64_t b, int64_t sq, int64_t skv,
+                        int64_t h, int64_t hkv, int64_t dk, int64_t dv)
+{
+    int64_t args[7] = {b, sq, skv, h, hkv, dk, dv};
+    return op_time(db, device, "attn", args, 7);
+}
+
+static double ffn_time(const cdb *db, const char *device, int64_t tokens, int64_t experts,
+                       int64_t hidden, int64_t inter, int64_t gemms)
+{
+    int64_t args[5] = {tokens, experts, hidden, inter, gemms};
+    return op_time(db, device, "ffn", args, 5);
+}
+
+static double gate_time(const cdb *db, const char *device, int64_t tokens, int64_t hidden,
+                        int64_t experts)
+{
+    int64_t args[3] = {tokens, hidden, experts};
+    return op_time(db, device, "gate", args, 3);
+}
+
+/* Builds all shipped profiles (sorted, as the Makefile does) into path. */
+static void build_shipped(const char *path)
+{
+    glob_t g;
+    assert_int_equal(glob(PROFILES "/*.sql", 0, NULL, &g), 0);
+    assert_true(g.gl_pathc >= 2);
+    build_ok(path, (const char *const *)g.gl_pathv, (int)g.gl_pathc);
+    globfree(&g);
+}
+
+/* The datasheet GPUs, which all have roofline gemm and attn models. */
+static const char *const datasheet_gpus[] = {"a6000", "a10", "a100", "h20",
+                                             "h100",  "h200", "l40s"};
+#define NGPUS (sizeof datasheet_gpus / sizeof datasheet_gpus[0])
 
 /* ---- the real profiles ------------------------------------------------------------- */
 
 static void test_real_profiles_gemm_h100(void **state)
 {
     (void)state;
-    glob_t g;
-    assert_int_equal(glob(PROFILES "/*.sql", 0, NULL, &g), 0);
-    assert_true(g.gl_pathc >= 1);
     const char *path = tmp_path("real.db");
-    build_ok(path, (const char *const *)g.gl_pathv, (int)g.gl_pathc);
-    globfree(&g);
+    build_shipped(path);
 
     /* the row values, read with plain SQL */
     sqlite3 *h;
     assert_int_equal(sqlite3_open_v2(path, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
     sqlite3_stmt *st;
     assert_int_equal(sqlite3_prepare_v2(h,
-                                        "SELECT m.alpha_s, m.beta_s, m.efficiency, d.peak_flops "
-                                        "FROM model m JOIN device d ON d.name = m.device WHERE "
-                                        "m.device = 'h100' AND m.op = 'gemm'",
+                                        "SELECT m.form, m.alpha_s, m.beta_s, m.efficiency, "
+                                        "m.eff_max, m.f_half_flops, m.bw_eff, d.peak_flops, "
+                                        "d.mem_bw_bytes_per_s FROM model m JOIN device d ON "
+                                        "d.name = m.device WHERE m.device = 'h100' AND m.op = "
+                                        "'gemm'",
                                         -1, &st, NULL),
                      SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    double alpha = sqlite3_column_double(st, 0), beta = sqlite3_column_double(st, 1);
-    double eff = sqlite3_column_double(st, 2), peak = sqlite3_column_double(st, 3);
+    assert_string_equal((const char *)sqlite3_column_text(st, 0), "roofline");
+    double alpha = sqlite3_column_double(st, 1);
+    assert_int_equal(sqlite3_column_type(st, 2), SQLITE_NULL); /* no beta */
+    assert_int_equal(sqlite3_column_type(st, 3), SQLITE_NULL); /* the curve says it */
+    double eff_max = sqlite3_column_double(st, 4), f_half = sqlite3_column_double(st, 5);
+    double bw_eff = sqlite3_column_double(st, 6), peak = sqlite3_column_double(st, 7);
+    double bw = sqlite3_column_double(st, 8);
     assert_int_equal(sqlite3_step(st), SQLITE_DONE);
     sqlite3_finalize(st);
     assert_int_equal(sqlite3_prepare_v2(h,
@@ -162,37 +221,173 @@ static void test_real_profiles_gemm_h100(void **state)
                      SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
     assert_int_equal(sqlite3_column_int(st, 0), CDB_SCHEMA_VERSION);
+    assert_int_equal(CDB_SCHEMA_VERSION, 2);
     sqlite3_finalize(st);
     sqlite3_close(h);
 
     assert_close(peak, 989e12);
-    assert_close(eff, 0.7);
-    assert_close(beta, 1 / (peak * eff));
+    assert_close(bw, 3350e9);
+    assert_close(alpha, 5e-6);
+    assert_close(eff_max, 0.75);
+    assert_true(f_half == 2e9); /* exactly: 2e9 x (peak / 989e12) with peak = 989e12 */
+    assert_close(bw_eff, 0.8);
 
     cdb *db = open_ok(path);
     assert_string_equal(cdb_path(db), path);
+    /* compute-bound: t = alpha + F / (peak * eff(F)), eff(F) = eff_max F / (F + f_half) */
+    double F = 2.0 * 4096 * 1536 * 5120;
+    double eff = eff_max * F / (F + f_half);
     double t = gemm_time(db, "h100", 4096, 1536, 5120);
-    assert_close(t, alpha + beta * 2.0 * 4096 * 1536 * 5120);
-    /* count multiplies the work */
+    assert_rel(t, alpha + F / (peak * eff), 1e-12);
+    /* count multiplies the work (one launch, as before) */
     int64_t args[4] = {4096, 1536, 5120, 3};
-    ms_err err = {""};
-    assert_int_equal(cdb_time(db, "h100", "gemm", args, 4, &t, &err), 0);
-    assert_close(t, alpha + beta * 2.0 * 4096 * 1536 * 5120 * 3);
+    eff = eff_max * 3 * F / (3 * F + f_half);
+    assert_rel(op_time(db, "h100", "gemm", args, 4), alpha + 3 * F / (peak * eff), 1e-12);
+    /* memory-bound (decode, m = 1): t = alpha + bytes / (bw * bw_eff) */
+    double B = 2.0 * (1 * 5120 + 5120 * 1536 + 1 * 1536);
+    assert_rel(gemm_time(db, "h100", 1, 1536, 5120), alpha + B / (bw * bw_eff), 1e-12);
 
     const cdb_model_info *m = cdb_model(db, "h100", "gemm");
     assert_non_null(m);
     assert_string_equal(m->source, "datasheet");
-    assert_string_equal(m->form, "linear");
+    assert_string_equal(m->form, "roofline");
     assert_close(m->alpha_s, alpha);
-    assert_close(m->beta_s_per_x, beta);
+    assert_close(m->beta_s_per_x, 0);
+    assert_close(m->eff_max, 0.75);
+    assert_close(m->f_half_flops, 2e9);
+    assert_close(m->bw_eff, 0.8);
+    assert_close(m->peak_flops, 989e12);
+    assert_close(m->mem_bw_bytes_per_s, 3350e9);
 
-    /* every device the brief names is there, with a gemm model */
-    const char *devices[] = {"h100", "h200", "h20", "a100", "a6000", "a10", "l40s", "host-cpu"};
+    /* every device the brief names is there, with gemm and attn models */
+    const char *devices[] = {"h100", "h200",  "h20",      "a100",        "a6000",
+                             "a10",  "l40s", "host-cpu", "findep-paper"};
     for (size_t i = 0; i < sizeof devices / sizeof devices[0]; i++) {
         assert_true(cdb_has_device(db, devices[i]));
         assert_non_null(cdb_model(db, devices[i], "gemm"));
+        assert_non_null(cdb_model(db, devices[i], "attn"));
     }
+    for (size_t i = 0; i < NGPUS; i++) {
+        assert_string_equal(cdb_model(db, datasheet_gpus[i], "gemm")->form, "roofline");
+        assert_string_equal(cdb_model(db, datasheet_gpus[i], "attn")->form, "roofline");
+        assert_close(cdb_model(db, datasheet_gpus[i], "attn")->eff_max, 0.5);
+        /* f_half scales with peak: the fill time f_half / (peak eff_max) is the same */
+        const cdb_model_info *g = cdb_model(db, datasheet_gpus[i], "gemm");
+        assert_rel(g->f_half_flops / g->peak_flops, 2e9 / 989e12, 1e-12);
+    }
+    assert_string_equal(cdb_model(db, "host-cpu", "gemm")->form, "linear");
     assert_false(cdb_has_device(db, "h999"));
+    cdb_close(db);
+}
+
+/* Time per FLOP strictly falls as shapes grow, for gemm and attn on every datasheet GPU;
+ * a large H100 GEMM comes close to eff_max x peak. */
+static void test_roofline_per_flop_decreasing(void **state)
+{
+    (void)state;
+    const char *files[] = {DATASHEET};
+    const char *path = tmp_path("roof.db");
+    build_ok(path, files, 1);
+    cdb *db = open_ok(path);
+    for (size_t d = 0; d < NGPUS; d++) {
+        const char *dev = datasheet_gpus[d];
+        double prev_cube = INFINITY, prev_skinny = INFINITY, prev_pre = INFINITY,
+               prev_dec = INFINITY;
+        for (int64_t s = 16; s <= 32768; s *= 2) {
+            /* square GEMMs */
+            double per = gemm_time(db, dev, s, s, s) / (2.0 * s * s * s);
+            assert_true(per < prev_cube);
+            prev_cube = per;
+            /* m tokens through a 4096 x 4096 weight (decode up to prefill) */
+            per = gemm_time(db, dev, s, 4096, 4096) / (2.0 * s * 4096 * 4096);
+            assert_true(per < prev_skinny);
+            prev_skinny = per;
+            /* prefill attention, S = s: 32 heads, 8 kv heads, head dim 128 */
+            per = attn_time(db, dev, 1, s, s, 32, 8, 128, 128) / (2.0 * 32 * s * s * 256);
+            assert_true(per < prev_pre);
+            prev_pre = per;
+            /* decode attention over a KV cache of s tokens, batch 8 */
+            per = attn_time(db, dev, 8, 1, s, 32, 8, 128, 128) / (2.0 * 8 * 32 * s * 256);
+            assert_true(per < prev_dec);
+            prev_dec = per;
+        }
+        /* and never faster than eff_max x peak */
+        const cdb_model_info *g = cdb_model(db, dev, "gemm");
+        assert_true(1 / prev_cube < g->eff_max * g->peak_flops);
+        const cdb_model_info *a = cdb_model(db, dev, "attn");
+        assert_true(1 / prev_pre < a->eff_max * a->peak_flops);
+    }
+    /* an 8192^3 GEMM on H100: within 1% of 0.75 x 989 TFLOP/s, a 256^3 one far below */
+    double F = 2.0 * 8192 * 8192 * 8192;
+    double rate = F / gemm_time(db, "h100", 8192, 8192, 8192);
+    assert_true(rate > 0.99 * 0.75 * 989e12 && rate < 0.75 * 989e12);
+    F = 2.0 * 256 * 256 * 256;
+    rate = F / gemm_time(db, "h100", 256, 256, 256);
+    assert_true(rate < 0.05 * 989e12);
+    cdb_close(db);
+}
+
+/* Every compute op of the IR costs on every device the shipped profiles declare. */
+static void test_every_op_every_device(void **state)
+{
+    (void)state;
+    const char *path = tmp_path("all.db");
+    build_shipped(path);
+    sqlite3 *h;
+    assert_int_equal(sqlite3_open_v2(path, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_prepare_v2(h, "SELECT name FROM device ORDER BY name", -1, &st,
+                                        NULL),
+                     SQLITE_OK);
+    char devices[32][64];
+    int ndev = 0;
+    while (sqlite3_step(st) == SQLITE_ROW && ndev < 32)
+        snprintf(devices[ndev++], sizeof devices[0], "%s", sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+    sqlite3_close(h);
+    assert_true(ndev >= 9);
+    cdb *db = open_ok(path);
+
+    /* model-like shapes per op, and for any op the same value in every arg */
+    static const struct {
+        const char *op;
+        int64_t a[7];
+    } shapes[] = {
+        {"gemm", {4096, 1536, 5120, 1}},       {"gemm", {1, 7168, 2048, 4}},
+        {"attn", {4, 4096, 4096, 64, 4, 128, 128}}, {"attn", {64, 1, 8192, 128, 128, 192, 128}},
+        {"ffn", {8192, 16, 4096, 1536, 3}},    {"ffn", {5, 32, 7168, 2048, 2}},
+        {"gate", {16384, 5120, 160}},          {"gate", {1, 4096, 128}},
+    };
+    static const int64_t same[] = {1, 3, 128, 4096};
+    ms_err err = {""};
+    for (int d = 0; d < ndev; d++) {
+        int ncompute = 0;
+        for (int op = 0; op < TG_OP__COUNT; op++) {
+            const tg_op_info *info = tg_op_get((tg_op)op);
+            if (info->kind != TG_KIND_COMPUTE) continue;
+            ncompute++;
+            int nshapes = 0;
+            for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+                if (strcmp(shapes[i].op, info->name)) continue;
+                nshapes++;
+                double t = op_time(db, devices[d], info->name, shapes[i].a, info->nargs);
+                assert_true(isfinite(t) && t > 0);
+            }
+            assert_true(nshapes >= 2); /* a new compute op needs shapes here */
+            for (size_t v = 0; v < sizeof same / sizeof same[0]; v++) {
+                int64_t a[TG_MAX_ARGS];
+                for (int i = 0; i < TG_MAX_ARGS; i++) a[i] = same[v];
+                double t = op_time(db, devices[d], info->name, a, info->nargs);
+                assert_true(isfinite(t) && t > 0);
+            }
+        }
+        assert_true(ncompute >= 4);
+        /* an ffn with no tokens costs nothing */
+        int64_t none[5] = {0, 16, 4096, 1536, 3};
+        double t = -1;
+        assert_int_equal(cdb_time(db, devices[d], "ffn", none, 5, &t, &err), 0);
+        assert_true(t == 0);
+    }
     cdb_close(db);
 }
 

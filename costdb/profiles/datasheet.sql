@@ -1,16 +1,39 @@
--- Datasheet profile: devices, links and GEMM cost models derived from vendor peak figures.
+-- Datasheet profile: devices, links and compute cost models derived from vendor peak figures.
 --
 -- Sources: NVIDIA product datasheets as summarised in shared/reference/HARDWARE.md
 -- (dense bf16 tensor throughput without sparsity, memory size and bandwidth as marketed;
 -- GB = 1e9 bytes, TB = 1e12 bytes). host-cpu is NOT from a datasheet: it is a rough
 -- guess for a generic server CPU, to be replaced by a calibration run.
 --
--- GEMM models are linear in x = 2*m*n*k*count FLOPs: t = alpha_s + beta_s * x, with
--- beta_s = 1 / (peak_flops * efficiency) and efficiency 0.7 (large GEMMs reach 60-80% of
--- peak; small ones far less, which a later efficiency curve will capture), and alpha_s an
--- assumed kernel launch overhead (5 us on GPUs, 1 us on the host). Measured or published
--- models for the same device and op take precedence over these (docs/COSTDB.md).
+-- GPUs: 'roofline' models for gemm and attn (docs/COSTDB.md, "Model forms"):
+--   t = alpha_s + max(FLOPs / (peak_flops * eff(FLOPs)), bytes / (mem_bw * bw_eff)),
+--   eff(F) = eff_max * F / (F + f_half_flops),
+-- with FLOPs and bytes the op's work (cdb_work_of) and peak_flops, mem_bw from the device
+-- row. The assumed efficiency curve, the same on every GPU:
+--   eff_max = 0.75 for gemm: large GEMMs reach 60-80% of dense peak (HARDWARE.md); the
+--             one H200 figure there, ~790 of 989 TFLOP/s, is 0.80, so 0.75 is the middle
+--             of the stated range and slightly conservative for Hopper;
+--   eff_max = 0.50 for attn: fused (flash-style) attention runs further from the tensor
+--             peak than GEMM (softmax, masking and the two dependent products per tile);
+--   bw_eff  = 0.8: streaming kernels reach roughly 80% of the marketed bandwidth;
+--   f_half  = 2e9 FLOPs x (peak_flops / 989e12): half of eff_max is reached at 2 GFLOP on
+--             an H100-class part (989 TFLOP/s), scaled by peak elsewhere. Why 2 GFLOP: a
+--             1024^3 GEMM (2.1e9 FLOPs) has 64 output tiles of 128x128, enough for under
+--             half of an H100's 132 SMs, and attention with 16 heads at 512 tokens (2.1e9
+--             FLOPs at head dim 128) likewise spans 64 (head, 128-query) tiles; so about
+--             half the achievable rate at that size. Scaling by peak keeps the implied
+--             fill time f_half / (peak * eff_max) the same on every GPU (2.7 us for gemm,
+--             4.0 us for attn): a faster part needs proportionally more work to fill.
+--             This is an assumption, not a measurement; a calibration run replaces it.
+--   alpha_s = 5 us: an assumed kernel launch overhead, as before.
+-- Since F/(peak*eff(F)) = (F + f_half)/(peak*eff_max), time per FLOP falls strictly as
+-- shapes grow and approaches 1/(peak*eff_max): small shapes are slower per FLOP.
+-- ffn and gate have no rows here: they are composed from the gemm model (COSTDB.md).
 --
+-- host-cpu: no memory bandwidth figure, so no roofline: linear models in x = FLOPs,
+-- beta = 1/(peak * efficiency) with efficiency 0.7 (gemm) and 0.5 (attn), alpha 1 us.
+--
+-- Measured or published models for the same device and op take precedence over these.
 -- Link bandwidths are per direction. Latencies are assumptions, not vendor figures.
 -- This file runs first among the profiles (sorted order): later ones may refer to its devices.
 
@@ -25,14 +48,29 @@ INSERT INTO device (name, kind, memory_bytes, peak_flops, mem_bw_bytes_per_s, so
   ('host-cpu', 'cpu', NULL, 100e9, NULL, 'datasheet',
    'a rough guess (100 GFLOP/s fp32), not a vendor figure: replace by calibration');
 
--- One linear GEMM model per device, derived from the device row so the two cannot disagree.
+-- GPU gemm models (ids 1-7, in name order), derived from the device rows.
+INSERT INTO model (device, op, form, alpha_s, eff_max, f_half_flops, bw_eff, source, note)
+SELECT name, 'gemm', 'roofline', 5e-6, 0.75, 2e9 * (peak_flops / 989e12), 0.8, 'datasheet',
+       'roofline, eff(F) = 0.75 F/(F + f_half), f_half = 2 GFLOP x peak/989 TFLOP/s; '
+       || 'alpha = assumed launch overhead'
+FROM device WHERE source = 'datasheet' AND kind = 'gpu' ORDER BY name;
+
+-- GPU attn models.
+INSERT INTO model (device, op, form, alpha_s, eff_max, f_half_flops, bw_eff, source, note)
+SELECT name, 'attn', 'roofline', 5e-6, 0.5, 2e9 * (peak_flops / 989e12), 0.8, 'datasheet',
+       'roofline, eff(F) = 0.5 F/(F + f_half), f_half = 2 GFLOP x peak/989 TFLOP/s; '
+       || 'alpha = assumed launch overhead'
+FROM device WHERE source = 'datasheet' AND kind = 'gpu' ORDER BY name;
+
+-- The host: linear, no bandwidth figure to build a roofline from.
 INSERT INTO model (device, op, form, alpha_s, beta_s, source, efficiency, note)
-SELECT name, 'gemm', 'linear',
-       CASE kind WHEN 'gpu' THEN 5e-6 ELSE 1e-6 END,
-       1.0 / (peak_flops * 0.7),
-       'datasheet', 0.7,
-       'beta = 1/(peak_flops x 0.7); alpha = assumed launch overhead'
-FROM device WHERE source = 'datasheet' ORDER BY name;
+SELECT name, 'gemm', 'linear', 1e-6, 1.0 / (peak_flops * 0.7), 'datasheet', 0.7,
+       'beta = 1/(peak_flops x 0.7); alpha = assumed call overhead'
+FROM device WHERE source = 'datasheet' AND kind = 'cpu' ORDER BY name;
+INSERT INTO model (device, op, form, alpha_s, beta_s, source, efficiency, note)
+SELECT name, 'attn', 'linear', 1e-6, 1.0 / (peak_flops * 0.5), 'datasheet', 0.5,
+       'beta = 1/(peak_flops x 0.5); alpha = assumed call overhead'
+FROM device WHERE source = 'datasheet' AND kind = 'cpu' ORDER BY name;
 
 INSERT INTO link (name, bw_bytes_per_s, latency_s, source, note) VALUES
   ('nvlink4',  450e9,  1e-6, 'datasheet', 'NVLink 4 (H100/H200/H20): 900 GB/s bidirectional'),

@@ -1,0 +1,395 @@
+/* Tests of the DEP inference builders: the findep schedule against an independent
+ * max-plus evaluation and FinDEP's closed form, pppipe against MegaScale-Infer's total
+ * time, token/byte conservation in every builder, skewed routing, decode shapes, and bad
+ * parameters. Costs: the `findep-paper` profile (FinDEP's published linear fits) on its
+ * topology, analytic network. */
+#include <glob.h>
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "costdb/cdb.h"
+#include "sim/sim.h"
+#include "workloads/dep_infer.h"
+
+static cdb *db;
+static char db_path[] = "/tmp/ms-dep-db-XXXXXX";
+
+static int setup(void **state)
+{
+    (void)state;
+    glob_t gl;
+    if (glob(MS_SOURCE_DIR "/costdb/profiles/*.sql", 0, NULL, &gl) != 0) return -1;
+    int fd = mkstemp(db_path);
+    if (fd < 0) return -1;
+    close(fd);
+    ms_err err = {{0}};
+    int rc = cdb_build(db_path, (const char *const *)gl.gl_pathv, (int)gl.gl_pathc, &err);
+    globfree(&gl);
+    if (rc == 0) db = cdb_open(db_path, &err);
+    if (!db) fprintf(stderr, "test_dep: %s\n", err.msg);
+    return db ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    cdb_close(db);
+    unlink(db_path);
+    return 0;
+}
+
+static model_cfg load_model(const char *spec, int layers)
+{
+    model_cfg m;
+    ms_err err = {{0}};
+    if (model_load(spec, &m, &err) != 0) fail_msg("model_load %s: %s", spec, err.msg);
+    if (layers && model_keep_layers(&m, layers, &err) != 0) fail_msg("%s", err.msg);
+    return m;
+}
+
+static topo load_topo(const char *spec)
+{
+    topo t;
+    ms_err err = {{0}};
+    if (topo_load(spec, &t, &err) != 0) fail_msg("topo_load %s: %s", spec, err.msg);
+    return t;
+}
+
+static sim_engine *simulate(const tg_graph *g, const topo *t)
+{
+    ms_err err = {{0}};
+    sim_engine *s = sim_create(g, t, db, &net_analytic, &err);
+    if (!s || sim_run(s, &err) != 0) fail_msg("simulation failed: %s", err.msg);
+    return s;
+}
+
+static tg_graph *build(const model_cfg *m, const topo *t, const wl_dep_params *p)
+{
+    ms_err err = {{0}};
+    tg_graph *g = wl_dep_build(m, t, p, &err);
+    if (!g) fail_msg("wl_dep_build: %s", err.msg);
+    return g;
+}
+
+/* First task (file order) on `rank` whose label is `label`. */
+static uint32_t find_label(const tg_graph *g, int rank, const char *label, int last)
+{
+    uint32_t found = TG_NONE;
+    for (uint32_t t = 0; t < g->ntasks; t++)
+        if (g->rank[t] == rank && g->label[t] != TG_NONE && !strcmp(tg_str(g, g->label[t]), label)) {
+            found = t;
+            if (!last) break;
+        }
+    if (found == TG_NONE) fail_msg("no task labelled %s on rank %d", label, rank);
+    return found;
+}
+
+static double dur(const sim_engine *s, uint32_t t) { return sim_task_end(s, t) - sim_task_start(s, t); }
+
+/* Per-segment times of a findep/pppipe graph, read off the simulated layer 0, mb 0. */
+typedef struct seg_times {
+    double ta, ts, te, tc;
+} seg_times;
+
+static seg_times measure(const sim_engine *s, const tg_graph *g, int ag)
+{
+    seg_times x;
+    uint32_t a0 = find_label(g, 0, "L0.mb0.attn", 0), a1 = find_label(g, 0, "L0.mb0.gate", 0);
+    x.ta = sim_task_end(s, a1) - sim_task_start(s, a0);
+    x.ts = dur(s, find_label(g, 0, "L0.mb0.shared", 0));
+    x.te = dur(s, find_label(g, ag, "L0.mb0.expert.c0", 0));
+    x.tc = dur(s, find_label(g, 0, "L0.mb0.a2e.c0", 0));
+    double e2a = dur(s, find_label(g, ag, "L0.mb0.e2a.c0", 0));
+    assert_true(fabs(e2a - x.tc) <= 1e-12 * x.tc); /* equal A2E and E2A, as FinDEP assumes */
+    return x;
+}
+
+/* Independent evaluation of FinDEP's in-order schedule over four resources (AG compute,
+ * A2E channel, EG compute, E2A channel): a max-plus recurrence written apart from the
+ * engine. */
+static double maxplus(const seg_times *x, int L, int r1, int r2, wl_order order)
+{
+    double ag = 0, c1 = 0, eg = 0, c2 = 0;
+    double *A = calloc((size_t)r1, sizeof *A), *S = calloc((size_t)r1, sizeof *S);
+    double *back = calloc((size_t)r1, sizeof *back); /* last E2A end of (l-1, i) */
+    double *sent = calloc((size_t)r1 * r2, sizeof *sent), *done = calloc((size_t)r1 * r2, sizeof *done);
+    for (int l = 0; l < L; l++) {
+        for (int pass = 0; pass < 2; pass++)
+            for (int i = 0; i < r1; i++) {
+                int do_a = order == WL_ORDER_AASS ? pass == 0 : 1;
+                int do_s = order == WL_ORDER_AASS ? pass == 1 : 1;
+                if (order == WL_ORDER_ASAS && pass == 1) continue;
+                if (do_a) {
+                    double ready = l > 0 ? fmax(back[i], S[i]) : 0;
+                    A[i] = fmax(ag, ready) + x->ta;
+                    ag = A[i];
+                }
+                if (do_s) {
+                    S[i] = fmax(ag, A[i]) + x->ts;
+                    ag = S[i];
+                }
+            }
+        for (int i = 0; i < r1; i++)
+            for (int j = 0; j < r2; j++) sent[i * r2 + j] = c1 = fmax(c1, A[i]) + x->tc;
+        for (int k = 0; k < r1 * r2; k++) done[k] = eg = fmax(eg, sent[k]) + x->te;
+        for (int i = 0; i < r1; i++) {
+            back[i] = 0;
+            for (int j = 0; j < r2; j++) back[i] = c2 = fmax(c2, done[i * r2 + j]) + x->tc;
+        }
+    }
+    double end = fmax(ag, c2);
+    free(A), free(S), free(back), free(sent), free(done);
+    return end;
+}
+
+/* FinDEP's printed closed form (PAPERS.md), ASAS. */
+static double closed_form(const seg_times *x, int L, int r1, int r2)
+{
+    double X = x->ta + x->ts, Y = fmax(x->te, x->tc), F = fmax(X, r2 * Y);
+    double G = x->ta + 2 * x->tc + x->te + (r2 - 1) * Y;
+    return (L - 1) * fmax(G, r1 * F) + fmax(X, G) + (r2 - 1) * Y + (r1 - 1) * F;
+}
+
+static void findep_matches_maxplus_and_closed_form(void **state)
+{
+    (void)state;
+    topo t = load_topo("findep-paper-1x8");
+    int checked_cf = 0, checked = 0;
+    for (int L = 1; L <= 3; L++)
+        for (int r1 = 1; r1 <= 3; r1++)
+            for (int r2 = 1; r2 <= 4; r2 *= 2)
+                for (int o = 0; o < 2; o++)
+                    for (int ma = 1; ma <= 4; ma *= 4) {
+                        model_cfg m = load_model(MS_SOURCE_DIR "/tests/data/dep/tiny-mla.json", L);
+                        wl_dep_params p;
+                        wl_dep_defaults(&p);
+                        p.sched = WL_DEP_FINDEP;
+                        p.ag = 4, p.eg = 4, p.seq = 512, p.ma = ma, p.r1 = r1, p.r2 = r2;
+                        p.order = o ? WL_ORDER_AASS : WL_ORDER_ASAS;
+                        tg_graph *g = build(&m, &t, &p);
+                        sim_engine *s = simulate(g, &t);
+                        seg_times x = measure(s, g, p.ag);
+                        double got = sim_get_summary(s)->makespan_s;
+                        double want = maxplus(&x, L, r1, r2, p.order);
+                        if (fabs(got - want) > 1e-9 * want)
+                            fail_msg("L=%d r1=%d r2=%d %s ma=%d: sim %.15g, max-plus %.15g", L, r1,
+                                     r2, o ? "aass" : "asas", ma, got, want);
+                        checked++;
+                        if (!o) {
+                            double cf = closed_form(&x, L, r1, r2);
+                            if (r2 == 1 || L == 1) {
+                                double exact = r2 == 1 ? cf
+                                                       : fmax(x.ta + 2 * x.tc + x.te +
+                                                                  (r2 - 1) * fmax(x.te, x.tc) +
+                                                                  (r1 - 1) * fmax(x.ta + x.ts, r2 * fmax(x.te, x.tc)),
+                                                              r1 * (x.ta + x.ts));
+                                if (fabs(got - exact) > 1e-9 * exact)
+                                    fail_msg("L=%d r1=%d r2=%d ma=%d: sim %.15g, closed form %.15g",
+                                             L, r1, r2, ma, got, exact);
+                                checked_cf++;
+                            }
+                            assert_true(got <= cf * (1 + 1e-12)); /* never above the bound */
+                        }
+                        sim_free(s);
+                        tg_graph_free(g);
+                    }
+    assert_true(checked == 3 * 3 * 3 * 2 * 2);
+    assert_true(checked_cf > 20);
+}
+
+static void pppipe_matches_megascale_total_time(void **state)
+{
+    (void)state;
+    /* NVLink-class links (datasheet H20), where communication is shorter than compute as
+     * MegaScale-Infer's conditions require */
+    topo t = load_topo("h20-1x8");
+    int checked = 0;
+    for (int L = 1; L <= 3; L++)
+        for (int mb = 3; mb <= 4; mb++) {
+            model_cfg m = load_model(MS_SOURCE_DIR "/tests/data/dep/tiny-mla.json", L);
+            wl_dep_params p;
+            wl_dep_defaults(&p);
+            p.sched = WL_DEP_PPPIPE;
+            p.ag = 4, p.eg = 4, p.seq = 1024, p.ma = 2, p.r1 = mb;
+            tg_graph *g = build(&m, &t, &p);
+            sim_engine *s = simulate(g, &t);
+            seg_times x = measure(s, g, p.ag);
+            double Ta = x.ta + x.ts, Te = x.te, Tc = x.tc, Tf = fmax(Ta, Te);
+            /* MegaScale-Infer's conditions for a full pipeline */
+            assert_true(Tc < Tf);
+            assert_true(mb * Tf >= 2 * (Tf + Tc));
+            double want = Ta + Te + 2 * Tc + Tf * (mb * L - 1);
+            double got = sim_get_summary(s)->makespan_s;
+            if (fabs(got - want) > 1e-9 * want)
+                fail_msg("L=%d m=%d: sim %.15g, MegaScale-Infer %.15g", L, mb, got, want);
+            checked++;
+            sim_free(s);
+            tg_graph_free(g);
+        }
+    assert_int_equal(checked, 6);
+}
+
+/* Sum of A2E bytes sent per layer (sends on streams named a2e). */
+static void a2e_bytes_per_layer(const tg_graph *g, int layers, double *out)
+{
+    for (int l = 0; l < layers; l++) out[l] = 0;
+    for (uint32_t t = 0; t < g->ntasks; t++) {
+        if (g->op[t] != TG_OP_XCHG || strcmp(tg_str(g, g->stream_name[g->stream[t]]), "a2e")) continue;
+        int l = atoi(tg_str(g, g->label[t]) + 1);
+        for (uint32_t x = g->xfer_off[t]; x < g->xfer_off[t + 1]; x++)
+            if (g->xfer_send[x]) out[l] += (double)g->xfer_bytes[x];
+    }
+}
+
+static void conservation_in_every_builder(void **state)
+{
+    (void)state;
+    static const char *models[] = {"deepseek-v2", "qwen3-30b-a3b", "mixtral-8x7b"};
+    topo t = load_topo("h20-1x8");
+    ms_err err = {{0}};
+    for (size_t mi = 0; mi < 3; mi++) {
+        model_cfg m = load_model(models[mi], 3);
+        routing *r = routing_create("zipf:1.2", m.routed_experts, m.layers, 7, &err);
+        assert_non_null(r);
+        for (int sched = 0; sched < 4; sched++) {
+            wl_dep_params p;
+            wl_dep_defaults(&p);
+            p.sched = (wl_dep_sched)sched;
+            p.route = r;
+            p.seq = 256, p.ma = 2;
+            if (sched != WL_DEP_EP) p.ag = 3, p.eg = 5;
+            if (sched == WL_DEP_PPPIPE || sched == WL_DEP_FINDEP) p.r1 = 2;
+            if (sched == WL_DEP_FINDEP) p.r2 = 4;
+            tg_graph *g = build(&m, &t, &p);
+            double bytes[3];
+            a2e_bytes_per_layer(g, 3, bytes);
+            int ag = sched == WL_DEP_EP ? 8 : 3;
+            double tokens = (double)ag * p.r1 * p.ma * p.seq;
+            for (int l = 0; l < 3; l++) {
+                double want = model_layer_is_moe(&m, l) ? tokens * m.top_k * m.hidden * 2 : 0;
+                if (bytes[l] != want)
+                    fail_msg("%s %s layer %d: A2E bytes %.0f, want %.0f", models[mi],
+                             wl_dep_sched_name(p.sched), l, bytes[l], want);
+            }
+            /* and the simulator runs it */
+            sim_engine *s = simulate(g, &t);
+            assert_true(sim_get_summary(s)->makespan_s > 0);
+            sim_free(s);
+            tg_graph_free(g);
+        }
+        routing_free(r);
+    }
+}
+
+static void skewed_routing_loads_expert_ranks_unequally(void **state)
+{
+    (void)state;
+    topo t = load_topo("h20-1x8");
+    model_cfg m = load_model("deepseek-v2", 2);
+    ms_err err = {{0}};
+    routing *r = routing_create("zipf:1.5", m.routed_experts, m.layers, 3, &err);
+    assert_non_null(r);
+    wl_dep_params p;
+    wl_dep_defaults(&p);
+    /* 2 x 640 tokens x top-6 x 4 ranks = 30720 assignments: 192 for each of 160 experts */
+    p.sched = WL_DEP_FINDEP, p.ag = 4, p.eg = 4, p.seq = 640, p.ma = 2, p.route = r;
+    tg_graph *g = build(&m, &t, &p);
+    int64_t lo = INT64_MAX, hi = 0;
+    for (int d = 0; d < 4; d++) {
+        uint32_t x = find_label(g, 4 + d, "L1.mb0.expert.c0", 0);
+        int64_t tokens = tg_task_args(g, x)[0];
+        if (tokens < lo) lo = tokens;
+        if (tokens > hi) hi = tokens;
+    }
+    assert_true(hi > lo * 1.2);
+    tg_graph_free(g);
+    /* uniform: all equal */
+    p.route = NULL;
+    g = build(&m, &t, &p);
+    int64_t first = tg_task_args(g, find_label(g, 4, "L1.mb0.expert.c0", 0))[0];
+    for (int d = 1; d < 4; d++)
+        assert_int_equal(tg_task_args(g, find_label(g, 4 + d, "L1.mb0.expert.c0", 0))[0], first);
+    tg_graph_free(g);
+    routing_free(r);
+}
+
+static void decode_uses_kv_cache_shapes(void **state)
+{
+    (void)state;
+    topo t = load_topo("h20-1x8");
+    model_cfg m = load_model("qwen3-30b-a3b", 2);
+    wl_dep_params p;
+    wl_dep_defaults(&p);
+    p.sched = WL_DEP_PPPIPE, p.ag = 4, p.eg = 4, p.seq = 4096, p.ma = 64, p.r1 = 2;
+    p.phase = WL_DECODE;
+    tg_graph *g = build(&m, &t, &p);
+    int seen = 0;
+    for (uint32_t x = 0; x < g->ntasks; x++)
+        if (g->op[x] == TG_OP_ATTN) {
+            const int64_t *a = tg_task_args(g, x);
+            assert_int_equal(a[0], 64);   /* b */
+            assert_int_equal(a[1], 1);    /* sq: one new token */
+            assert_int_equal(a[2], 4096); /* skv: the cache */
+            assert_int_equal(a[4], 4);    /* GQA kv heads */
+            seen++;
+        }
+    assert_int_equal(seen, 2 * 2 * 4); /* layers x micro-batches x AG ranks */
+    assert_true(wl_dep_tokens(&p, &t) == 4.0 * 2 * 64);
+    tg_graph_free(g);
+}
+
+static void bad_parameters_are_clear_errors(void **state)
+{
+    (void)state;
+    topo t = load_topo("h20-1x8");
+    model_cfg m = load_model("deepseek-v2", 2);
+    struct {
+        wl_dep_sched sched;
+        int ag, eg, seq, ma, r1, r2;
+        const char *expect;
+    } cases[] = {
+        {WL_DEP_FINDEP, 3, 4, 512, 1, 1, 1, "has 8"},
+        {WL_DEP_FINDEP, 0, 8, 512, 1, 1, 1, "--ag and --eg"},
+        {WL_DEP_FINDEP, 4, 4, 0, 1, 1, 1, "--seq"},
+        {WL_DEP_FINDEP, 4, 4, 512, 0, 1, 1, "--ma"},
+        {WL_DEP_FINDEP, 4, 4, 512, 1, 0, 1, "--r1"},
+        {WL_DEP_FINDEP, 4, 4, 512, 1, 1, 0, "--r2"},
+        {WL_DEP_FINDEP, 4, 4, 500, 1, 1, 3, "does not divide"},
+        {WL_DEP_PPPIPE, 4, 4, 512, 1, 2, 2, "findep only"},
+        {WL_DEP_NAIVE, 4, 4, 512, 1, 2, 1, "one micro-batch"},
+        {WL_DEP_EP, 4, 4, 512, 1, 1, 1, "do not apply to ep"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        wl_dep_params p;
+        wl_dep_defaults(&p);
+        p.sched = cases[i].sched, p.ag = cases[i].ag, p.eg = cases[i].eg;
+        p.seq = cases[i].seq, p.ma = cases[i].ma, p.r1 = cases[i].r1, p.r2 = cases[i].r2;
+        ms_err err = {{0}};
+        tg_graph *g = wl_dep_build(&m, &t, &p, &err);
+        if (g) fail_msg("case %zu built a graph", i);
+        if (!strstr(err.msg, cases[i].expect))
+            fail_msg("case %zu: '%s' lacks '%s'", i, err.msg, cases[i].expect);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(findep_matches_maxplus_and_closed_form),
+        cmocka_unit_test(pppipe_matches_megascale_total_time),
+        cmocka_unit_test(conservation_in_every_builder),
+        cmocka_unit_test(skewed_routing_loads_expert_ranks_unequally),
+        cmocka_unit_test(decode_uses_kv_cache_shapes),
+        cmocka_unit_test(bad_parameters_are_clear_errors),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

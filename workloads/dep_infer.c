@@ -1,0 +1,465 @@
+/* DEP inference graph builders (naive, pppipe, findep) and the colocated EP baseline.
+ * Each builder emits, per layer and micro-batch, the attention segment (projections,
+ * attention core, gate), the shared expert, token exchanges carrying the routed tokens'
+ * real byte counts, and the routed experts; dependencies and stream orders follow
+ * PAPERS.md (FinDEP) and docs/WORKLOADS.md. */
+#include "workloads/dep_infer.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_TOKENS (INT64_C(1) << 40) /* guards products against overflow */
+
+/* ---- emission helpers ---------------------------------------------------------------- */
+
+typedef struct ctx {
+    tg_graph *g;
+    const model_cfg *m;
+    const wl_dep_params *p;
+    ms_err *err;
+    int64_t next_id;
+    int failed;
+} ctx;
+
+/* Adds one task; returns its id, or -1 (ctx->failed set) on error. */
+static int64_t emit(ctx *c, int rank, const char *stream, tg_op op, const int64_t *args,
+                    const int64_t *after, int nafter, const char *label)
+{
+    if (c->failed) return -1;
+    tg_task_spec t = {.id = c->next_id, .rank = rank, .stream = stream, .op = op,
+                      .args = args, .after = after, .nafter = nafter, .label = label};
+    if (tg_add_task(c->g, &t, c->err) < 0) {
+        c->failed = 1;
+        return -1;
+    }
+    return c->next_id++;
+}
+
+static int64_t emit_xchg(ctx *c, int rank, const char *stream, const int32_t *peer,
+                         const int64_t *bytes, const uint8_t *send, int n,
+                         const int64_t *after, int nafter, const char *label)
+{
+    if (c->failed) return -1;
+    tg_task_spec t = {.id = c->next_id, .rank = rank, .stream = stream, .op = TG_OP_XCHG,
+                      .after = after, .nafter = nafter, .xfer_peer = peer,
+                      .xfer_bytes = bytes, .xfer_send = send, .nxfer = n, .label = label};
+    if (tg_add_task(c->g, &t, c->err) < 0) {
+        c->failed = 1;
+        return -1;
+    }
+    return c->next_id++;
+}
+
+static int64_t gemm(ctx *c, int rank, int64_t m, int64_t n, int64_t k, int64_t count,
+                    const int64_t *after, int nafter, const char *label)
+{
+    const int64_t a[] = {m, n, k, count};
+    return emit(c, rank, "compute", TG_OP_GEMM, a, after, nafter, label);
+}
+
+static int64_t ffn(ctx *c, int rank, int64_t tokens, int64_t experts, int64_t inter,
+                   const int64_t *after, int nafter, const char *label)
+{
+    const int64_t a[] = {tokens, experts, c->m->hidden, inter, c->m->ffn_gemms};
+    return emit(c, rank, "compute", TG_OP_FFN, a, after, nafter, label);
+}
+
+/* Tokens one micro-batch carries per attention rank. */
+static int64_t mb_tokens(const wl_dep_params *p)
+{
+    return p->phase == WL_PREFILL ? (int64_t)p->ma * p->seq : p->ma;
+}
+
+/* The attention segment of one micro-batch on one rank: projections, attention core and,
+ * in MoE layers, the gate. `after` applies to its first task. Returns its last task. */
+static int64_t attention(ctx *c, int rank, int layer, int mb, const int64_t *after,
+                         int nafter)
+{
+    const model_cfg *m = c->m;
+    const wl_dep_params *p = c->p;
+    int64_t T = mb_tokens(p), M = m->hidden, h = m->heads;
+    int64_t sq = p->phase == WL_PREFILL ? p->seq : 1, skv = p->seq;
+    char label[64];
+    snprintf(label, sizeof label, "L%d.mb%d.attn", layer, mb);
+    int64_t last;
+    if (m->attn == MODEL_ATTN_MLA) {
+        int64_t nope = m->qk_nope_head_dim, rope = m->qk_rope_head_dim, v = m->v_head_dim;
+        int64_t ql = m->q_lora_rank, kvl = m->kv_lora_rank;
+        /* fused down-projections (queries' only with a q LoRA), then the up-projections */
+        last = gemm(c, rank, T, ql + kvl + rope, M, 1, after, nafter, label);
+        last = gemm(c, rank, T, h * (nope + rope), ql ? ql : M, 1, NULL, 0, label);
+        if (p->phase == WL_PREFILL) {
+            gemm(c, rank, T, h * (nope + v), kvl, 1, NULL, 0, label);
+            const int64_t a[] = {p->ma, sq, skv, h, h, nope + rope, v};
+            emit(c, rank, "compute", TG_OP_ATTN, a, NULL, 0, label);
+        } else { /* decode: weight absorption, attention over the latent cache */
+            gemm(c, rank, T, kvl, nope, h, NULL, 0, label);
+            const int64_t a[] = {p->ma, sq, skv, h, 1, kvl + rope, kvl};
+            emit(c, rank, "compute", TG_OP_ATTN, a, NULL, 0, label);
+            gemm(c, rank, T, v, kvl, h, NULL, 0, label);
+        }
+        last = gemm(c, rank, T, M, h * v, 1, NULL, 0, label);
+    } else {
+        int64_t hkv = m->kv_heads, dk = m->head_dim, dv = m->v_head_dim;
+        gemm(c, rank, T, h * dk + hkv * dk + hkv * dv, M, 1, after, nafter, label);
+        const int64_t a[] = {p->ma, sq, skv, h, hkv, dk, dv};
+        emit(c, rank, "compute", TG_OP_ATTN, a, NULL, 0, label);
+        last = gemm(c, rank, T, M, h * dv, 1, NULL, 0, label);
+    }
+    if (model_layer_is_moe(m, layer)) {
+        snprintf(label, sizeof label, "L%d.mb%d.gate", layer, mb);
+        const int64_t a[] = {T, M, m->routed_experts};
+        last = emit(c, rank, "compute", TG_OP_GATE, a, NULL, 0, label);
+    }
+    return last;
+}
+
+/* The shared experts (MoE layer) or the dense MLP (dense layer) of one micro-batch.
+ * Returns its task, or -2 when the layer has neither. */
+static int64_t shared(ctx *c, int rank, int layer, int mb, const int64_t *after, int nafter)
+{
+    const model_cfg *m = c->m;
+    int64_t T = mb_tokens(c->p);
+    char label[64];
+    if (!model_layer_is_moe(m, layer)) {
+        snprintf(label, sizeof label, "L%d.mb%d.dense", layer, mb);
+        return ffn(c, rank, T, 1, m->dense_inter, after, nafter, label);
+    }
+    if (m->shared_experts == 0) return -2;
+    snprintf(label, sizeof label, "L%d.mb%d.shared", layer, mb);
+    /* N shared experts, each seeing every token: FinDEP's 3·N_shared·t_gm(T·M·H) */
+    return ffn(c, rank, T * m->shared_experts, m->shared_experts, m->shared_inter, after,
+               nafter, label);
+}
+
+/* ---- routed tokens ------------------------------------------------------------------- */
+
+/* Token-expert assignments from each source rank to each expert rank for one chunk:
+ * pair[s * ndst + d]; experts are split into ndst contiguous blocks. Each expert's count
+ * is spread over the sources as evenly as possible, the remainder rotating with the
+ * expert so no source is always the heavier one. Also counts, per destination, the
+ * local experts that receive any token. */
+static int route_chunk(ctx *c, const routing *r, int moe_layer, int nsrc, int ndst,
+                       int64_t chunk_tokens, int64_t *counts, int64_t *pair,
+                       int64_t *busy_experts)
+{
+    int E = c->m->routed_experts;
+    int64_t assignments = chunk_tokens * c->m->top_k * nsrc;
+    if (routing_counts(r, moe_layer, assignments, counts, c->err) != 0) return -1;
+    memset(pair, 0, sizeof *pair * (size_t)nsrc * ndst);
+    memset(busy_experts, 0, sizeof *busy_experts * (size_t)ndst);
+    for (int d = 0, e = 0; d < ndst; d++)
+        for (; e < (int)((int64_t)(d + 1) * E / ndst); e++) {
+        int64_t base = counts[e] / nsrc, rem = counts[e] % nsrc;
+        for (int s = 0; s < nsrc; s++)
+            pair[(size_t)s * ndst + d] += base + (((s - e) % nsrc + nsrc) % nsrc < rem);
+        if (counts[e] > 0) busy_experts[d]++;
+        }
+    return 0;
+}
+
+/* ---- builders ------------------------------------------------------------------------ */
+
+static int check(const model_cfg *m, const topo *t, const wl_dep_params *p, ms_err *err)
+{
+    if (p->seq < 1) return ms_err_set(err, "--seq must be at least 1 (got %d)", p->seq);
+    if (p->r1 < 1) return ms_err_set(err, "--r1 must be at least 1 (got %d)", p->r1);
+    if (p->ma < 1) return ms_err_set(err, "--ma must be at least 1 (got %d)", p->ma);
+    if (p->r2 < 1) return ms_err_set(err, "--r2 must be at least 1 (got %d)", p->r2);
+    int ranks = topo_ranks(t);
+    if (p->sched == WL_DEP_EP) {
+        if (p->eg != 0 || (p->ag != 0 && p->ag != ranks))
+            return ms_err_set(err, "--ag/--eg do not apply to ep: every one of the %d ranks "
+                                   "runs attention and experts", ranks);
+    } else {
+        if (p->ag < 1 || p->eg < 1)
+            return ms_err_set(err, "--ag and --eg must both be at least 1 (got %d and %d)",
+                              p->ag, p->eg);
+        if (p->ag + p->eg != ranks)
+            return ms_err_set(err, "--ag %d + --eg %d = %d ranks, but topology '%s' has %d",
+                              p->ag, p->eg, p->ag + p->eg, t->name, ranks);
+        if (p->eg > m->routed_experts)
+            return ms_err_set(err, "--eg %d exceeds the model's %d routed experts", p->eg,
+                              m->routed_experts);
+    }
+    if (p->sched == WL_DEP_NAIVE && p->r1 != 1)
+        return ms_err_set(err, "naive runs one micro-batch: --r1 must be 1 (got %d)", p->r1);
+    if (p->sched != WL_DEP_FINDEP && p->r2 != 1)
+        return ms_err_set(err, "--r2 (token chunks) applies to findep only (got %d)", p->r2);
+    int64_t T = mb_tokens(p);
+    if ((int64_t)p->ma * p->seq > MAX_TOKENS / ((int64_t)m->top_k * ranks * p->r1))
+        return ms_err_set(err, "--ma %d x --seq %d is too large", p->ma, p->seq);
+    if (T % p->r2 != 0)
+        return ms_err_set(err, "--r2 %d does not divide the %lld tokens of a micro-batch "
+                               "(--ma %d%s)", p->r2, (long long)T, p->ma,
+                          p->phase == WL_PREFILL ? " x --seq" : "");
+    return 0;
+}
+
+/* DEP (naive, pppipe, findep): AG = ranks 0..ag-1, EG = ranks ag..ag+eg-1. */
+static int build_dep(ctx *c, const routing *r)
+{
+    const model_cfg *m = c->m;
+    const wl_dep_params *p = c->p;
+    int ag = p->ag, eg = p->eg, r1 = p->r1, r2 = p->r2, E = m->routed_experts;
+    int64_t chunk = mb_tokens(p) / r2, M = m->hidden, B = m->dtype_bytes;
+    int shared_in_attention = p->sched != WL_DEP_FINDEP;
+    size_t n_seg = (size_t)ag * r1, n_chunk = (size_t)r1 * r2;
+    int64_t *seg_end = malloc(n_seg * sizeof *seg_end);      /* last task of A(l,i) */
+    int64_t *sh_end = malloc(n_seg * sizeof *sh_end);        /* S(l,i), or -2 */
+    int64_t *e2a_recv = malloc(n_seg * r2 * sizeof *e2a_recv); /* previous layer's */
+    int64_t *counts = malloc((size_t)E * sizeof *counts);
+    int64_t *pair = malloc(n_chunk * ag * eg * sizeof *pair);
+    int64_t *busy = malloc(n_chunk * eg * sizeof *busy);
+    int64_t *a2e_recv = malloc((size_t)eg * n_chunk * sizeof *a2e_recv);
+    int32_t *peer = malloc((size_t)(ag > eg ? ag : eg) * sizeof *peer);
+    int64_t *bytes = malloc((size_t)(ag > eg ? ag : eg) * sizeof *bytes);
+    uint8_t *flag = malloc((size_t)(ag > eg ? ag : eg));
+    int64_t *after = malloc(((size_t)r2 + 2) * sizeof *after);
+    int rc = -1;
+    if (!seg_end || !sh_end || !e2a_recv || !counts || !pair || !busy || !a2e_recv || !peer ||
+        !bytes || !flag || !after) {
+        ms_err_set(c->err, "out of memory building the graph");
+        goto out;
+    }
+    int have_e2a = 0; /* does the previous layer end with E2A? */
+    char label[64];
+    for (int l = 0; l < m->layers && !c->failed; l++) {
+        int moe = model_layer_is_moe(m, l);
+        /* AG compute: attention and shared segments in the schedule's order */
+        for (int a = 0; a < ag; a++) {
+            int aass = p->sched == WL_DEP_FINDEP && p->order == WL_ORDER_AASS && moe;
+            for (int pass = 0; pass < (aass ? 2 : 1); pass++)
+                for (int i = 0; i < r1; i++) {
+                    size_t s = (size_t)a * r1 + i;
+                    if (pass == 0) {
+                        int na = 0;
+                        if (l > 0 && sh_end[s] >= 0) after[na++] = sh_end[s];
+                        if (l > 0 && have_e2a)
+                            for (int j = 0; j < r2; j++) after[na++] = e2a_recv[s * r2 + j];
+                        if (l > 0 && na == 0) after[na++] = seg_end[s];
+                        seg_end[s] = attention(c, a, l, i, after, na);
+                    }
+                    if (!aass || pass == 1) sh_end[s] = shared(c, a, l, i, &seg_end[s], 1);
+                }
+        }
+        have_e2a = moe;
+        if (!moe) continue;
+        int ml = l - m->first_dense;
+        for (int i = 0; i < r1; i++)
+            for (int j = 0; j < r2; j++) {
+                size_t k = (size_t)i * r2 + j;
+                if (route_chunk(c, r, ml, ag, eg, chunk, counts, pair + k * ag * eg,
+                                busy + k * eg) != 0) {
+                    c->failed = 1;
+                    goto out;
+                }
+            }
+        /* AG: A2E sends after the attention segment (and the shared expert in naive and
+         * pppipe), then the E2A receives */
+        for (int a = 0; a < ag; a++) {
+            for (int i = 0; i < r1; i++)
+                for (int j = 0; j < r2; j++) {
+                    size_t s = (size_t)a * r1 + i, k = (size_t)i * r2 + j;
+                    for (int d = 0; d < eg; d++) {
+                        peer[d] = ag + d;
+                        bytes[d] = pair[k * ag * eg + (size_t)a * eg + d] * M * B;
+                        flag[d] = 1;
+                    }
+                    int64_t dep = shared_in_attention && sh_end[s] >= 0 ? sh_end[s] : seg_end[s];
+                    snprintf(label, sizeof label, "L%d.mb%d.a2e.c%d", l, i, j);
+                    emit_xchg(c, a, "a2e", peer, bytes, flag, eg, &dep, 1, label);
+                }
+        }
+        /* EG: receive, compute, send back */
+        for (int d = 0; d < eg; d++) {
+            for (size_t k = 0; k < n_chunk; k++) {
+                for (int a = 0; a < ag; a++) {
+                    peer[a] = a;
+                    bytes[a] = pair[k * ag * eg + (size_t)a * eg + d] * M * B;
+                    flag[a] = 0;
+                }
+                snprintf(label, sizeof label, "L%d.mb%d.a2e.c%d", l, (int)(k / r2), (int)(k % r2));
+                a2e_recv[(size_t)d * n_chunk + k] =
+                    emit_xchg(c, ag + d, "a2e", peer, bytes, flag, ag, NULL, 0, label);
+            }
+            for (size_t k = 0; k < n_chunk; k++) {
+                int64_t tokens = 0;
+                for (int a = 0; a < ag; a++) tokens += pair[k * ag * eg + (size_t)a * eg + d];
+                int64_t experts = busy[k * eg + d] ? busy[k * eg + d] : 1;
+                snprintf(label, sizeof label, "L%d.mb%d.expert.c%d", l, (int)(k / r2),
+                         (int)(k % r2));
+                int64_t ex = ffn(c, ag + d, tokens, experts, m->expert_inter,
+                                 &a2e_recv[(size_t)d * n_chunk + k], 1, label);
+                for (int a = 0; a < ag; a++) {
+                    peer[a] = a;
+                    bytes[a] = pair[k * ag * eg + (size_t)a * eg + d] * M * B;
+                    flag[a] = 1;
+                }
+                snprintf(label, sizeof label, "L%d.mb%d.e2a.c%d", l, (int)(k / r2), (int)(k % r2));
+                emit_xchg(c, ag + d, "e2a", peer, bytes, flag, ag, &ex, 1, label);
+            }
+        }
+        for (int a = 0; a < ag; a++)
+            for (size_t k = 0; k < n_chunk; k++) {
+                for (int d = 0; d < eg; d++) {
+                    peer[d] = ag + d;
+                    bytes[d] = pair[k * ag * eg + (size_t)a * eg + d] * M * B;
+                    flag[d] = 0;
+                }
+                snprintf(label, sizeof label, "L%d.mb%d.e2a.c%d", l, (int)(k / r2), (int)(k % r2));
+                e2a_recv[((size_t)a * r1 + k / r2) * r2 + k % r2] =
+                    emit_xchg(c, a, "e2a", peer, bytes, flag, eg, NULL, 0, label);
+            }
+    }
+    rc = c->failed ? -1 : 0;
+out:
+    free(seg_end), free(sh_end), free(e2a_recv), free(counts), free(pair), free(busy);
+    free(a2e_recv), free(peer), free(bytes), free(flag), free(after);
+    return rc;
+}
+
+/* Colocated EP: every rank runs attention for its micro-batches and hosts E/P experts;
+ * dispatch and combine are all-to-all exchanges (a rank's tokens for its own experts are
+ * a transfer to itself, which costs nothing). */
+static int build_ep(ctx *c, const routing *r)
+{
+    const model_cfg *m = c->m;
+    const wl_dep_params *p = c->p;
+    int P = p->ag, r1 = p->r1, E = m->routed_experts;
+    int64_t T = mb_tokens(p), M = m->hidden, B = m->dtype_bytes;
+    size_t n_seg = (size_t)P * r1;
+    int64_t *seg_end = malloc(n_seg * sizeof *seg_end), *sh_end = malloc(n_seg * sizeof *sh_end);
+    int64_t *comb = malloc(n_seg * sizeof *comb), *disp = malloc(n_seg * sizeof *disp);
+    int64_t *counts = malloc((size_t)E * sizeof *counts);
+    int64_t *pair = malloc((size_t)r1 * P * P * sizeof *pair);
+    int64_t *busy = malloc((size_t)r1 * P * sizeof *busy);
+    int32_t *peer = malloc(2 * (size_t)P * sizeof *peer);
+    int64_t *bytes = malloc(2 * (size_t)P * sizeof *bytes);
+    uint8_t *flag = malloc(2 * (size_t)P);
+    int rc = -1;
+    if (!seg_end || !sh_end || !comb || !disp || !counts || !pair || !busy || !peer || !bytes ||
+        !flag) {
+        ms_err_set(c->err, "out of memory building the graph");
+        goto out;
+    }
+    int have_comb = 0;
+    char label[64];
+    for (int l = 0; l < m->layers && !c->failed; l++) {
+        int moe = model_layer_is_moe(m, l);
+        if (moe)
+            for (int i = 0; i < r1; i++)
+                if (route_chunk(c, r, l - m->first_dense, P, P, T, counts,
+                                pair + (size_t)i * P * P, busy + (size_t)i * P) != 0) {
+                    c->failed = 1;
+                    goto out;
+                }
+        for (int q = 0; q < P; q++) {
+            for (int i = 0; i < r1; i++) {
+                size_t s = (size_t)q * r1 + i;
+                int64_t after[2];
+                int na = 0;
+                if (l > 0 && sh_end[s] >= 0) after[na++] = sh_end[s];
+                if (l > 0 && have_comb) after[na++] = comb[s];
+                if (l > 0 && na == 0) after[na++] = seg_end[s];
+                seg_end[s] = attention(c, q, l, i, after, na);
+                sh_end[s] = shared(c, q, l, i, &seg_end[s], 1);
+            }
+            if (!moe) continue;
+            /* dispatch: send my tokens to every expert rank, receive everyone's for mine */
+            for (int i = 0; i < r1; i++) {
+                const int64_t *pr = pair + (size_t)i * P * P;
+                for (int d = 0; d < P; d++) {
+                    peer[d] = d, bytes[d] = pr[(size_t)q * P + d] * M * B, flag[d] = 1;
+                    peer[P + d] = d, bytes[P + d] = pr[(size_t)d * P + q] * M * B, flag[P + d] = 0;
+                }
+                snprintf(label, sizeof label, "L%d.mb%d.a2e", l, i);
+                disp[(size_t)q * r1 + i] = emit_xchg(c, q, "a2e", peer, bytes, flag, 2 * P,
+                                                     &seg_end[(size_t)q * r1 + i], 1, label);
+            }
+            for (int i = 0; i < r1; i++) {
+                const int64_t *pr = pair + (size_t)i * P * P;
+                int64_t tokens = 0;
+                for (int s2 = 0; s2 < P; s2++) tokens += pr[(size_t)s2 * P + q];
+                int64_t experts = busy[(size_t)i * P + q] ? busy[(size_t)i * P + q] : 1;
+                snprintf(label, sizeof label, "L%d.mb%d.expert", l, i);
+                int64_t ex = ffn(c, q, tokens, experts, m->expert_inter,
+                                 &disp[(size_t)q * r1 + i], 1, label);
+                for (int d = 0; d < P; d++) {
+                    peer[d] = d, bytes[d] = pr[(size_t)q * P + d] * M * B, flag[d] = 1;
+                    peer[P + d] = d, bytes[P + d] = pr[(size_t)d * P + q] * M * B, flag[P + d] = 0;
+                }
+                /* combine returns each source's tokens: what q received from d goes back */
+                for (int d = 0; d < P; d++) {
+                    bytes[d] = pr[(size_t)d * P + q] * M * B;
+                    bytes[P + d] = pr[(size_t)q * P + d] * M * B;
+                }
+                snprintf(label, sizeof label, "L%d.mb%d.e2a", l, i);
+                comb[(size_t)q * r1 + i] =
+                    emit_xchg(c, q, "e2a", peer, bytes, flag, 2 * P, &ex, 1, label);
+            }
+        }
+        have_comb = moe;
+    }
+    rc = c->failed ? -1 : 0;
+out:
+    free(seg_end), free(sh_end), free(comb), free(disp), free(counts), free(pair), free(busy);
+    free(peer), free(bytes), free(flag);
+    return rc;
+}
+
+tg_graph *wl_dep_build(const model_cfg *m, const topo *t, const wl_dep_params *p0,
+                       ms_err *err)
+{
+    wl_dep_params p = *p0;
+    if (p.sched == WL_DEP_EP && p.ag == 0) p.ag = topo_ranks(t);
+    if (check(m, t, &p, err) != 0) return NULL;
+    routing *own = NULL;
+    const routing *r = p.route;
+    if (!r) {
+        own = routing_create("uniform", m->routed_experts, m->layers, 0, err);
+        if (!own) return NULL;
+        r = own;
+    }
+    tg_graph *g = tg_graph_create(NULL);
+    if (!g) {
+        ms_err_set(err, "out of memory");
+        routing_free(own);
+        return NULL;
+    }
+    ctx c = {.g = g, .m = m, .p = &p, .err = err};
+    int rc = p.sched == WL_DEP_EP ? build_ep(&c, r) : build_dep(&c, r);
+    routing_free(own);
+    if (rc != 0 || tg_graph_finalize(g, err) != 0) {
+        tg_graph_free(g);
+        return NULL;
+    }
+    return g;
+}
+
+double wl_dep_tokens(const wl_dep_params *p, const topo *t)
+{
+    double ag = p->sched == WL_DEP_EP ? topo_ranks(t) : p->ag;
+    double samples = ag * p->r1 * p->ma;
+    return p->phase == WL_PREFILL ? samples * p->seq : samples;
+}
+
+void wl_dep_defaults(wl_dep_params *p)
+{
+    memset(p, 0, sizeof *p);
+    p->sched = WL_DEP_FINDEP;
+    p->r1 = p->ma = p->r2 = 1;
+    p->order = WL_ORDER_ASAS;
+    p->phase = WL_PREFILL;
+}
+
+static const char *const sched_names[] = {"naive", "pppipe", "findep", "ep"};
+
+const char *wl_dep_sched_name(wl_dep_sched s) { return sched_names[s]; }
+
+int wl_dep_sched_find(const char *name)
+{
+    for (int i = 0; i < 4; i++)
+        if (!strcmp(name, sched_names[i])) return i;
+    return -1;
+}
