@@ -1,6 +1,7 @@
-/* `moesched db`: list what a cost database holds (devices, links, models and where each
- * number came from), as text tables or JSON; `moesched db build` makes one from .sql
- * seed profiles (the Makefile builds build/cost.db this way). */
+/* `moesched db`: list what a cost database holds (devices, links, models, composed ops,
+ * communication fits and where each number came from), as text tables or JSON;
+ * `moesched db build` makes one from .sql seed profiles (the Makefile builds build/cost.db
+ * this way). */
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
@@ -18,7 +19,10 @@ static void usage(FILE *f)
             "\n"
             "Lists the devices, links and cost models of a cost database, with the source\n"
             "of every figure (measured, paper or datasheet); '*' marks the model used for\n"
-            "each device and op. `db build` creates a database from seed profiles.\n"
+            "each device and op. Roofline models show their efficiency curve, paper models\n"
+            "their citation; ffn and gate without a model of their own are listed as\n"
+            "composed from the device's gemm model; communication fits (e.g. FinDEP's A2E)\n"
+            "come last. `db build` creates a database from seed profiles.\n"
             "\n"
             "options:\n"
             "  --db PATH   the database (default: %s)\n"

@@ -12,6 +12,7 @@ void wl_flags_init(wl_flags *f)
 {
     memset(f, 0, sizeof *f);
     f->seed = 1;
+    f->layers = -1;
     f->r1 = f->ma = f->r2 = 1;
 }
 
@@ -76,7 +77,7 @@ tg_graph *wl_flags_build(wl_flags *f, const char *cmd, const topo *t, double *to
         return NULL;
     }
     if (model_load(f->model, &f->m, &err) != 0 ||
-        (f->layers && model_keep_layers(&f->m, f->layers, &err) != 0)) {
+        (f->layers >= 0 && model_keep_layers(&f->m, f->layers, &err) != 0)) {
         cli_error(cmd, "%s", err.msg);
         return NULL;
     }

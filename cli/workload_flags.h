@@ -15,7 +15,7 @@
 typedef struct wl_flags {
     const char *workload; /* "dep" or NULL (no workload flags given) */
     const char *sched, *model, *routing, *order, *phase;
-    int layers;           /* 0 = all */
+    int layers;           /* -1 = all */
     uint64_t seed;
     int ag, eg, seq, r1, ma, r2;
     int any;              /* some workload flag was given */

@@ -1002,8 +1002,9 @@ void cdb_print(const cdb *db, FILE *f)
         tbl_cell(&t, "%s", pw ? "-" : secs(a, sizeof a, m->alpha_s));
         if (m->form == FORM_ROOFLINE)
             tbl_cell(&t, "eff %.3g x F/(F + %s) of %s; %.3g of %s", m->eff_max,
-                     si(a, sizeof a, m->f_half, "FLOP"), si(b, sizeof b, info->peak_flops, "FLOP/s"),
-                     m->bw_eff, si(c, sizeof c, info->mem_bw_bytes_per_s, "B/s"));
+                     si(a, sizeof a, m->f_half, "FLOP"),
+                     si(b, sizeof b, info->peak_flops, "FLOP/s"), m->bw_eff,
+                     si(c, sizeof c, info->mem_bw_bytes_per_s, "B/s"));
         else if (pw || isnan(m->beta_s)) tbl_cell(&t, "-");
         else tbl_cell(&t, "beta %.4g s per %s", m->beta_s, x_unit(info->op));
         if (info->x_min == 0 && info->x_max == 0) tbl_cell(&t, "-");

@@ -258,6 +258,86 @@ static void db_lists_sources(void **state)
     release(&r);
 }
 
+#define DEP "--workload dep --model deepseek-v2 --layers 3 --topo h20-1x8 --ag 3 --eg 5 --seq 1024"
+
+static double json_num(const char *json, const char *key)
+{
+    char k[128];
+    snprintf(k, sizeof k, "\"%s\":", key);
+    const char *p = strstr(json, k);
+    if (!p) fail_msg("no %s in %s", key, json);
+    return atof(p + strlen(k));
+}
+
+static void workload_graph_reproduces_in_sim(void **state)
+{
+    (void)state;
+    const char *scheds[] = {"--sched naive", "--sched pppipe --r1 3 --ma 2",
+                            "--sched findep --r1 2 --ma 2 --r2 4 --order aass",
+                            "--sched findep --r1 2 --ma 1 --routing zipf:1.1 --seed 9",
+                            "--sched ep --r1 2 --phase decode --ma 16"};
+    for (size_t i = 0; i < sizeof scheds / sizeof scheds[0]; i++) {
+        const char *flags = strstr(scheds[i], "--sched ep") ? "--workload dep --model deepseek-v2 "
+                                                               "--layers 3 --topo h20-1x8 --seq 1024"
+                                                             : DEP;
+        output a = run("sim %s %s --json", flags, scheds[i]);
+        if (a.status != 0) fail_msg("sim %s: %s", scheds[i], a.err);
+        assert_true(json_num(a.out, "throughput_tokens_per_s") > 0);
+        char g[4200];
+        snprintf(g, sizeof g, "%s/w%zu.tg", tmpdir, i);
+        output b = run("graph %s %s --out %s", flags, scheds[i], g);
+        assert_int_equal(b.status, 0);
+        output c = run("sim --graph %s --topo h20-1x8 --json", g);
+        assert_int_equal(c.status, 0);
+        /* the same graph, so exactly the same makespan */
+        assert_true(json_num(a.out, "makespan_us") == json_num(c.out, "makespan_us"));
+        assert_true(json_num(a.out, "events") == json_num(c.out, "events"));
+        release(&a), release(&b), release(&c);
+    }
+}
+
+static void workload_bad_input(void **state)
+{
+    (void)state;
+    struct {
+        const char *args;
+        int status;
+        const char *expect;
+    } cases[] = {
+        {"--workload dep --sched findep --model no-such-model --topo h20-1x8 --ag 4 --eg 4 --seq 64",
+         1, "no-such-model"},
+        {"--workload dep --sched findep --model deepseek-v2 --topo h20-1x8 --ag 3 --eg 4 --seq 64",
+         1, "has 8"},
+        {DEP " --sched findep --r2 3 --seq 1000", 1, "does not divide"},
+        {DEP " --sched findep --ma 0", 1, "--ma"},
+        {DEP " --sched findep --r1 -2", 2, "--r1"},
+        {DEP " --sched findep --seq abc", 2, "--seq"},
+        {DEP " --sched bogus", 1, "bogus"},
+        {DEP " --sched findep --order sasa", 1, "sasa"},
+        {DEP " --sched findep --routing zipf:-1", 1, "zipf"},
+        {DEP " --sched findep --routing trace:/nonexistent.csv", 1, "nonexistent.csv"},
+        {"--workload dep --sched findep --model deepseek-v2 --layers 0 --topo h20-1x8 --ag 4 --eg 4 "
+         "--seq 64", 1, "layers"},
+        {"--workload train --sched findep --model deepseek-v2 --topo h20-1x8 --seq 64", 1, "train"},
+        {"--graph traces/examples/two-layer-dep.tg " DEP " --sched naive", 2, "not both"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        output r = run("sim %s", cases[i].args);
+        if (r.status != cases[i].status || !strstr(r.err, cases[i].expect))
+            fail_msg("case %zu: status %d, stderr '%s' (want %d, '%s')", i, r.status, r.err,
+                     cases[i].status, cases[i].expect);
+        release(&r);
+    }
+    char bad[4200];
+    snprintf(bad, sizeof bad, "%s/bad-model.json", tmpdir);
+    write_file(bad, "{\"model_type\": \"mixtral\", \"hidden_size\": 4096,\n  \"num_hidden_layers\": }\n");
+    output r = run("sim --workload dep --sched naive --model %s --topo h20-1x8 --ag 4 --eg 4 "
+                   "--seq 64", bad);
+    assert_int_equal(r.status, 1);
+    assert_non_null(strstr(r.err, "bad-model.json"));
+    release(&r);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -290,6 +370,8 @@ int main(void)
         cmocka_unit_test(bad_topology_and_flags),
         cmocka_unit_test(bad_database_is_refused_and_untouched),
         cmocka_unit_test(db_lists_sources),
+        cmocka_unit_test(workload_graph_reproduces_in_sim),
+        cmocka_unit_test(workload_bad_input),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

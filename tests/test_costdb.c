@@ -292,12 +292,17 @@ static void test_roofline_per_flop_decreasing(void **state)
     for (size_t d = 0; d < NGPUS; d++) {
         const char *dev = datasheet_gpus[d];
         double prev_cube = INFINITY, prev_skinny = INFINITY, prev_pre = INFINITY,
-               prev_dec = INFINITY;
+               prev_dec = INFINITY, prev_curve = INFINITY;
+        const double alpha = cdb_model(db, dev, "gemm")->alpha_s;
         for (int64_t s = 16; s <= 32768; s *= 2) {
             /* square GEMMs */
-            double per = gemm_time(db, dev, s, s, s) / (2.0 * s * s * s);
+            double t = gemm_time(db, dev, s, s, s), F = 2.0 * s * s * s;
+            double per = t / F;
             assert_true(per < prev_cube);
             prev_cube = per;
+            /* not only the launch overhead: the efficiency curve itself */
+            assert_true((t - alpha) / F < prev_curve);
+            prev_curve = (t - alpha) / F;
             /* m tokens through a 4096 x 4096 weight (decode up to prefill) */
             per = gemm_time(db, dev, s, 4096, 4096) / (2.0 * s * 4096 * 4096);
             assert_true(per < prev_skinny);
@@ -516,6 +521,12 @@ static void test_feature(void **state)
     int64_t neg[4] = {4, -1, 4, 1};
     assert_int_equal(cdb_feature("gemm", neg, 4, &x, &err), -1);
     assert_non_null(strstr(err.msg, "negative"));
+    int64_t zero[4] = {4, 0, 4, 1}; /* the IR's minimum is 1 */
+    assert_int_equal(cdb_feature("gemm", zero, 4, &x, &err), -1);
+    assert_non_null(strstr(err.msg, "arg n = 0 is below its minimum 1"));
+    int64_t five[5] = {1, 2, 3, 4, 5};
+    assert_int_equal(cdb_feature("gemm", five, 5, &x, &err), -1);
+    assert_non_null(strstr(err.msg, "takes 4 args, got 5"));
 
     const char *comm[] = {"delay", "xchg", "allreduce", "allgather", "reducescatter"};
     for (size_t i = 0; i < sizeof comm / sizeof comm[0]; i++) {
@@ -527,6 +538,71 @@ static void test_feature(void **state)
     }
     assert_int_equal(cdb_feature("frobnicate", a, 4, &x, &err), -1);
     assert_non_null(strstr(err.msg, "unknown op 'frobnicate'"));
+}
+
+/* FLOPs and bytes of each compute op against hand computation (bf16: 2 bytes). */
+static void test_work_of_ops(void **state)
+{
+    (void)state;
+    ms_err err = {""};
+    cdb_work w;
+    double x;
+
+    /* gemm: (4096 x 5120)(5120 x 1536), twice */
+    int64_t g[4] = {4096, 1536, 5120, 2};
+    assert_int_equal(cdb_work_of("gemm", g, 4, &w, &err), 0);
+    assert_true(w.flops == 2.0 * 4096 * 1536 * 5120 * 2);
+    assert_true(w.bytes == 2.0 * (4096.0 * 5120 + 5120.0 * 1536 + 4096.0 * 1536) * 2);
+
+    /* attn: b=2, sq=512, skv=1024, h=32, hkv=8, dk=192, dv=128 */
+    int64_t a[7] = {2, 512, 1024, 32, 8, 192, 128};
+    assert_int_equal(cdb_work_of("attn", a, 7, &w, &err), 0);
+    /* Q K^T: 2*512*1024*192 per head, P V: 2*512*1024*128 per head */
+    double flops = 2 * 32 * (2.0 * 512 * 1024 * 192 + 2.0 * 512 * 1024 * 128);
+    assert_true(w.flops == flops);
+    assert_int_equal(cdb_feature("attn", a, 7, &x, &err), 0);
+    assert_true(x == flops);
+    double q = 2 * 512 * 32 * 192.0, k = 2 * 1024 * 8 * 192.0, v = 2 * 1024 * 8 * 128.0,
+           o = 2 * 512 * 32 * 128.0; /* elements */
+    assert_true(w.bytes == 2 * (q + k + v + o));
+    /* FinDEP's y = heads B S^2 (dk + dv) is half our x when sq = skv = S */
+    int64_t pre[7] = {3, 1000, 1000, 16, 16, 128, 128};
+    assert_int_equal(cdb_feature("attn", pre, 7, &x, &err), 0);
+    assert_true(x == 2 * (16.0 * 3 * 1000 * 1000 * 256));
+    int64_t six[6] = {2, 512, 1024, 32, 8, 192};
+    assert_int_equal(cdb_work_of("attn", six, 6, &w, &err), -1);
+    assert_non_null(strstr(err.msg, "missing arg dv"));
+
+    /* ffn: 4096 token-assignments over 16 experts, hidden 7168, inter 2048, SwiGLU */
+    int64_t f[5] = {4096, 16, 7168, 2048, 3};
+    assert_int_equal(cdb_work_of("ffn", f, 5, &w, &err), 0);
+    assert_true(w.flops == 2.0 * 4096 * 7168 * 2048 * 3);
+    double weights = 16.0 * 3 * 7168 * 2048 * 2;            /* bytes */
+    double acts = 3 * (4096.0 * 7168 + 4096.0 * 2048) * 2;  /* in and out of each GEMM */
+    assert_true(w.bytes == weights + acts);
+    cdb_work w4;
+    assert_int_equal(cdb_work_of("ffn", f, 4, &w4, &err), 0); /* gemms defaults to 3 */
+    assert_true(w4.flops == w.flops && w4.bytes == w.bytes);
+    /* the same as gemms x experts GEMMs of the per-expert shape m = tokens / experts */
+    int64_t pe[4] = {4096 / 16, 2048, 7168, 1};
+    cdb_work we;
+    assert_int_equal(cdb_work_of("gemm", pe, 4, &we, &err), 0);
+    assert_true(3 * 16 * we.flops == w.flops);
+    assert_true(3 * 16 * we.bytes == w.bytes);
+    int64_t f0[5] = {0, 16, 7168, 2048, 3}; /* no tokens: no FLOPs, the weights' bytes */
+    assert_int_equal(cdb_work_of("ffn", f0, 5, &w, &err), 0);
+    assert_true(w.flops == 0 && w.bytes == weights);
+    int64_t fe0[5] = {10, 0, 7168, 2048, 3};
+    assert_int_equal(cdb_work_of("ffn", fe0, 5, &w, &err), -1);
+    assert_non_null(strstr(err.msg, "arg experts = 0 is below its minimum 1"));
+
+    /* gate: 8192 tokens x hidden 5120 x 160 experts */
+    int64_t r[3] = {8192, 5120, 160};
+    assert_int_equal(cdb_work_of("gate", r, 3, &w, &err), 0);
+    assert_true(w.flops == 2.0 * 8192 * 5120 * 160);
+    assert_true(w.bytes == 2.0 * (8192.0 * 5120 + 5120.0 * 160 + 8192.0 * 160));
+    assert_int_equal(cdb_feature("gate", r, 3, &x, &err), 0);
+    assert_true(x == w.flops);
 }
 
 /* The feature table mirrors the IR's op table: every compute op has a feature taking the
@@ -550,6 +626,194 @@ static void test_feature_mirrors_ir(void **state)
             assert_non_null(strstr(err.msg, "has no cost-DB feature"));
         }
     }
+}
+
+/* ---- composite costs and the paper profile ----------------------------------------- */
+
+/* Under the paper's linear gemm fit, ffn is exactly gemms x experts GEMMs of the
+ * per-expert shape, i.e. FinDEP's t_e = 3 (E/eg) t_gm(m_e M H); gate is one GEMM. */
+static void test_composite_ffn_paper(void **state)
+{
+    (void)state;
+    const char *files[] = {DATASHEET, PAPER};
+    const char *path = tmp_path("comp.db");
+    build_ok(path, files, 2);
+    cdb *db = open_ok(path);
+    const char *dev = "findep-paper";
+    assert_null(cdb_model(db, dev, "ffn"));
+    int composed = 0;
+    const cdb_model_info *used = cdb_model_used(db, dev, "ffn", &composed);
+    assert_non_null(used);
+    assert_int_equal(composed, 1);
+    assert_string_equal(used->op, "gemm");
+    assert_string_equal(used->source, "paper");
+
+    static const int64_t shapes[][5] = {
+        {1024, 8, 4096, 1536, 3},   /* 128 tokens per expert */
+        {65536, 32, 7168, 2048, 3}, /* 2048 per expert */
+        {48, 48, 5120, 1536, 2},    /* one token per expert, plain MLP */
+        {7, 1, 64, 64, 1},
+    };
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        const int64_t *a = shapes[i];
+        int64_t m_e = a[0] / a[1];
+        assert_true(m_e * a[1] == a[0]);
+        double want = (double)a[4] * (double)a[1] * gemm_time(db, dev, m_e, a[3], a[2]);
+        assert_rel(ffn_time(db, dev, a[0], a[1], a[2], a[3], a[4]), want, 1e-12);
+    }
+    /* FinDEP's own formula, ms reading: E = 128 experts on eg = 4 GPUs (32 local),
+     * m_e = 96 tokens per expert, M = 4096, H = 1536 */
+    double t_gm = 0.17 + 8.59e-11 * (96.0 * 4096 * 1536); /* ms, x = m*k*n */
+    assert_rel(ffn_time(db, dev, 96 * 32, 32, 4096, 1536, 3), 3 * 32 * t_gm * 1e-3, 1e-12);
+    /* tokens that do not divide evenly: the mean m = tokens / experts, still linear */
+    assert_rel(ffn_time(db, dev, 1000, 3, 4096, 1536, 3),
+               3 * (3 * 1.7e-4 + 4.295e-14 * 2.0 * 1000 * 4096 * 1536), 1e-12);
+    /* no tokens: nothing to do, no launches */
+    assert_true(ffn_time(db, dev, 0, 32, 4096, 1536, 3) == 0);
+    /* gate: one GEMM tokens x hidden x experts */
+    assert_rel(gate_time(db, dev, 8192, 4096, 128), gemm_time(db, dev, 8192, 128, 4096),
+               1e-12);
+    assert_rel(gate_time(db, dev, 8192, 4096, 128),
+               (0.17 + 8.59e-11 * (8192.0 * 4096 * 128)) * 1e-3, 1e-12);
+
+    /* the same composition holds under a roofline gemm model */
+    assert_int_equal(cdb_model_used(db, "h100", "ffn", &composed) == cdb_model(db, "h100", "gemm"),
+                     1);
+    assert_rel(ffn_time(db, "h100", 8192, 16, 7168, 2048, 3),
+               3.0 * 16 * gemm_time(db, "h100", 512, 2048, 7168), 1e-12);
+    assert_rel(gate_time(db, "h100", 8192, 7168, 256), gemm_time(db, "h100", 8192, 256, 7168),
+               1e-12);
+    assert_true(ffn_time(db, "h100", 0, 16, 7168, 2048, 3) == 0);
+    /* attn has its own model, never a composition */
+    assert_int_equal(cdb_model_used(db, "h100", "attn", &composed) == cdb_model(db, "h100", "attn"),
+                     1);
+    assert_int_equal(composed, 0);
+    cdb_close(db);
+}
+
+/* FinDEP's published fits under the ms reading, its A2E fits, and the topology derived
+ * from the 4/4 fit. */
+static void test_paper_profile(void **state)
+{
+    (void)state;
+    const char *files[] = {DATASHEET, PAPER};
+    const char *path = tmp_path("findep.db");
+    build_ok(path, files, 2);
+    cdb *db = open_ok(path);
+    const char *dev = "findep-paper";
+    assert_true(cdb_has_device(db, dev));
+
+    const cdb_model_info *g = cdb_model(db, dev, "gemm");
+    assert_non_null(g);
+    assert_string_equal(g->form, "linear");
+    assert_string_equal(g->source, "paper");
+    assert_string_equal(g->citation, CITATION);
+    assert_rel(g->alpha_s, 0.17e-3, 1e-15);
+    assert_rel(g->beta_s_per_x, 8.59e-11 * 1e-3 / 2, 1e-15);
+    /* m k n = 1e9 multiply-adds */
+    assert_rel(gemm_time(db, dev, 1000, 1000, 1000), 0.17e-3 + 8.59e-11 * 1e9 * 1e-3, 1e-12);
+    assert_rel(gemm_time(db, dev, 4096, 1536, 5120),
+               (0.17 + 8.59e-11 * (4096.0 * 1536 * 5120)) * 1e-3, 1e-12);
+
+    const cdb_model_info *a = cdb_model(db, dev, "attn");
+    assert_non_null(a);
+    assert_string_equal(a->citation, CITATION);
+    /* y = heads B S^2 (dk + dv): 16 heads, B = 2, S = 1024, dk = 192, dv = 128 */
+    double y = 16.0 * 2 * 1024 * 1024 * (192 + 128);
+    assert_rel(attn_time(db, dev, 2, 1024, 1024, 16, 16, 192, 128),
+               (0.15 + 1.54e-11 * y) * 1e-3, 1e-12);
+
+    /* A2E fits: bytes = 2 z (z = m_e E M / eg bf16 elements), beta per byte = beta/2 */
+    assert_int_equal(cdb_comm_count(db), 3);
+    assert_null(cdb_comm_get(db, 3));
+    static const struct {
+        int ag, eg;
+        double alpha, beta; /* as published: ms, ms per element */
+    } fits[] = {{1, 7, 0.10, 9.61e-7}, {2, 6, 0.01, 1.28e-6}, {4, 4, 0.37, 2.55e-6}};
+    double z = 96.0 * 128 * 4096 / 4;
+    for (size_t i = 0; i < 3; i++) {
+        const cdb_comm_info *c = cdb_comm_find(db, dev, "a2e", fits[i].ag, fits[i].eg);
+        assert_non_null(c);
+        assert_string_equal(c->source, "paper");
+        assert_string_equal(c->citation, CITATION);
+        assert_rel(c->alpha_s, fits[i].alpha * 1e-3, 1e-15);
+        assert_rel(c->alpha_s + c->beta_s_per_byte * 2 * z,
+                   (fits[i].alpha + fits[i].beta * z) * 1e-3, 1e-12);
+    }
+    assert_null(cdb_comm_find(db, dev, "a2e", 3, 5));
+    assert_null(cdb_comm_find(db, "h100", "a2e", 4, 4));
+
+    /* the topology: 2 x latency + bytes / bandwidth reproduces the 4/4 fit */
+    topo t;
+    ms_err err = {""};
+    int rc = topo_load(MS_SOURCE_DIR "/topologies/findep-paper-1x8.yaml", &t, &err);
+    if (rc) fprintf(stderr, "topo_load: %s\n", err.msg);
+    assert_int_equal(rc, 0);
+    assert_string_equal(t.device, dev);
+    assert_true(cdb_has_device(db, t.device));
+    assert_int_equal(t.nodes, 1);
+    assert_int_equal(t.gpus_per_node, 8);
+    assert_int_equal(t.nics_per_node, 0);
+    assert_rel(t.intra.latency_s, 0.37e-3 / 2, 1e-12);
+    assert_rel(t.intra.bw_bytes_per_s, 2 / (2.55e-6 * 1e-3), 1e-12);
+    const cdb_comm_info *c44 = cdb_comm_find(db, dev, "a2e", 4, 4);
+    for (double zz = 1e3; zz <= 1e9; zz *= 10)
+        assert_rel(2 * t.intra.latency_s + 2 * zz / t.intra.bw_bytes_per_s,
+                   c44->alpha_s + c44->beta_s_per_byte * 2 * zz, 1e-12);
+    cdb_close(db);
+}
+
+/* ffn's own model against composition from gemm: the better source wins, a tie goes to
+ * the op's own model; attn never composes; errors say what is missing. */
+static void test_composite_selection(void **state)
+{
+    (void)state;
+    const char *files[] = {DATASHEET, DATA "/piecewise.sql", DATA "/composite.sql"};
+    const char *path = tmp_path("compsel.db");
+    build_ok(path, files, 3);
+    cdb *db = open_ok(path);
+    int composed = -1;
+
+    /* cmp: its own datasheet ffn model (302) beats composing from a datasheet gemm */
+    const cdb_model_info *m = cdb_model_used(db, "cmp", "ffn", &composed);
+    assert_int_equal(composed, 0);
+    assert_string_equal(m->op, "ffn");
+    double x = 2.0 * 1000 * 64 * 32 * 3; /* tokens hidden inter gemms */
+    assert_rel(ffn_time(db, "cmp", 1000, 4, 64, 32, 3), 2e-5 + 3e-12 * x, 1e-12);
+    assert_true(ffn_time(db, "cmp", 0, 4, 64, 32, 3) == 0); /* no tokens: 0 with any model */
+    m = cdb_model_used(db, "cmp", "gate", &composed);
+    assert_int_equal(composed, 1);
+    assert_rel(gate_time(db, "cmp", 100, 64, 8), 1e-5 + 1e-12 * 2.0 * 100 * 64 * 8, 1e-12);
+
+    /* cmp2: a measured gemm beats its own datasheet ffn */
+    m = cdb_model_used(db, "cmp2", "ffn", &composed);
+    assert_int_equal(composed, 1);
+    assert_string_equal(m->source, "measured");
+    assert_rel(ffn_time(db, "cmp2", 1000, 4, 64, 32, 3),
+               3 * 4 * (1e-5 + 2e-12 * 2.0 * 250 * 64 * 32), 1e-12);
+
+    /* toy: ffn composes from a piecewise gemm model (x = 2*250*2000*1000 = 1e9 FLOP
+     * per expert GEMM: on the first point, 1 ms) */
+    assert_rel(ffn_time(db, "toy", 1000, 4, 1000, 2000, 2), 2 * 4 * 1e-3, 1e-12);
+
+    ms_err err = {""};
+    double t = 42;
+    int64_t f[5] = {10, 2, 64, 32, 3};
+    assert_int_equal(cdb_time(db, "gemmless", "ffn", f, 5, &t, &err), -1);
+    assert_true(t == 42);
+    assert_non_null(strstr(err.msg, "no cost model for op 'ffn' on device 'gemmless'"));
+    assert_non_null(strstr(err.msg, "nor a 'gemm' model to compose it from"));
+    assert_non_null(strstr(err.msg, "devices with a 'ffn' model or a 'gemm' model: a10, "));
+    assert_null(cdb_model_used(db, "gemmless", "ffn", &composed));
+    assert_int_equal(composed, 0);
+    int64_t at[7] = {1, 16, 16, 2, 2, 8, 8};
+    assert_rel(op_time(db, "gemmless", "attn", at, 7), 1e-5 + 1e-12 * 2.0 * 2 * 16 * 16 * 16,
+               1e-12);
+    assert_int_equal(cdb_time(db, "toy", "attn", at, 7, &t, &err), -1);
+    assert_non_null(strstr(err.msg, "no cost model for op 'attn' on device 'toy'"));
+    assert_non_null(strstr(err.msg, "devices with a 'attn' model: a10, a100, "));
+    assert_non_null(strstr(err.msg, "gemmless"));
+    cdb_close(db);
 }
 
 /* ---- bad seed files: the build fails naming the file, the old database survives ------ */
@@ -640,6 +904,15 @@ static void test_bad_provenance(void **state)
     check_bad_build(DATA "/bad_provenance.sql", "citation IS NOT NULL");
 }
 
+static void test_bad_roofline(void **state)
+{
+    (void)state;
+    check_bad_build(DATA "/bad_roofline.sql",
+                    "roofline model 17 ('gemm' on 'host-cpu') needs the device's peak_flops "
+                    "and mem_bw_bytes_per_s");
+    check_bad_build(DATA "/bad_roofline_curve.sql", "CHECK constraint failed");
+}
+
 static void test_missing_sql_file(void **state)
 {
     (void)state;
@@ -703,9 +976,19 @@ static void tamper(const char *path, const char *sql)
 static void test_schema_version(void **state)
 {
     (void)state;
-    const char *v2 = tmp_path("v2.db");
-    tamper(v2, "UPDATE meta SET value = '2' WHERE key = 'schema_version'");
-    open_fails(v2, "schema version 2, this moesched reads version 1", NULL);
+    const char *v3 = tmp_path("v3.db");
+    tamper(v3, "UPDATE meta SET value = '3' WHERE key = 'schema_version'");
+    open_fails(v3, "schema version 3, this moesched reads version 2", NULL);
+    /* a version-1 database (before roofline models) is refused, not misread: rebuild */
+    const char *v1 = tmp_path("v1.db");
+    tamper(v1, "UPDATE meta SET value = '1' WHERE key = 'schema_version'");
+    open_fails(v1, "schema version 1, this moesched reads version 2", NULL);
+
+    /* a roofline model whose device lost its bandwidth (only by editing the file) */
+    const char *nobw = tmp_path("nobw.db");
+    tamper(nobw, "UPDATE device SET mem_bw_bytes_per_s = NULL WHERE name = 'h100'");
+    open_fails(nobw, "roofline model 11 ('attn' on 'h100') needs the device's peak_flops",
+               NULL);
 
     const char *nokey = tmp_path("nokey.db");
     tamper(nokey, "DELETE FROM meta");
@@ -726,9 +1009,9 @@ static void test_schema_version(void **state)
 static void test_print(void **state)
 {
     (void)state;
-    const char *files[] = {DATASHEET, DATA "/selection.sql", DATA "/piecewise.sql"};
+    const char *files[] = {DATASHEET, PAPER, DATA "/selection.sql", DATA "/piecewise.sql"};
     const char *path = tmp_path("print.db");
-    build_ok(path, files, 3);
+    build_ok(path, files, 4);
     cdb *db = open_ok(path);
     char *buf = NULL;
     size_t len = 0;
@@ -741,6 +1024,22 @@ static void test_print(void **state)
     assert_non_null(strstr(buf, "piecewise (3 pts)"));
     assert_non_null(strstr(buf, "*  102  h100"));    /* the chosen model is marked */
     assert_non_null(strstr(buf, "\n     4    h100")); /* the datasheet one is not */
+    /* roofline rows show their efficiency curve, paper rows their citation */
+    assert_non_null(strstr(buf, "     4    h100          gemm  roofline  "));
+    assert_non_null(strstr(buf, "eff 0.75 x F/(F + 2 GFLOP) of 989 TFLOP/s; 0.8 of 3.35 TB/s"));
+    assert_non_null(strstr(buf, "eff 0.5 x F/(F + 2 GFLOP) of 989 TFLOP/s; 0.8 of 4.8 TB/s"));
+    assert_non_null(strstr(buf, "beta 4.295e-14 s per FLOP"));
+    assert_non_null(strstr(buf, "paper      " CITATION "; R2 0.997"));
+    assert_non_null(strstr(buf, "efficiency 0.7")); /* host-cpu's linear model */
+    /* which devices compose ffn and gate, and from which gemm model */
+    assert_non_null(strstr(buf, "composed costs ("));
+    assert_non_null(strstr(buf, "findep-paper  ffn, gate  17 (linear)"));
+    assert_non_null(strstr(buf, "h100          ffn, gate  102 (linear)     measured"));
+    assert_non_null(strstr(buf, "toy           ffn, gate  "));
+    assert_null(strstr(buf, "nomodel       ffn"));
+    /* communication fits */
+    assert_non_null(strstr(buf, "communication fits (3;"));
+    assert_non_null(strstr(buf, "findep-paper  a2e  4/4    370 us  1.275e-09 s/B (784.3 MB/s)"));
     free(buf);
 
     f = open_memstream(&buf, &len);
@@ -751,6 +1050,13 @@ static void test_print(void **state)
                                 "\"linear\",\"selected\":true"));
     assert_non_null(strstr(buf, "\"points\":[[1000000000,0.001],[2000000000,0.003]"));
     assert_non_null(strstr(buf, "\"memory_bytes\":null")); /* host-cpu */
+    assert_non_null(strstr(buf, "\"id\":4,\"device\":\"h100\",\"op\":\"gemm\",\"form\":"
+                                "\"roofline\",\"selected\":false"));
+    assert_non_null(strstr(buf, "\"eff_max\":0.75,\"f_half_flops\":2000000000,\"bw_eff\":0.8"));
+    assert_non_null(strstr(buf, "\"composed\":[{\"device\":\"a10\",\"op\":\"ffn\","
+                                "\"gemm_model_id\":1}"));
+    assert_non_null(strstr(buf, "\"comm_models\":[{\"id\":1,\"device\":\"findep-paper\","
+                                "\"op\":\"a2e\",\"ag\":1,\"eg\":7,\"alpha_s\":0.0001"));
     free(buf);
     cdb_close(db);
 }
@@ -765,6 +1071,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_real_profiles_gemm_h100),
+        cmocka_unit_test(test_roofline_per_flop_decreasing),
+        cmocka_unit_test(test_every_op_every_device),
         cmocka_unit_test(test_selection_measured_wins),
         cmocka_unit_test(test_selection_newest_within_source),
         cmocka_unit_test(test_piecewise),
@@ -772,6 +1080,10 @@ int main(void)
         cmocka_unit_test(test_unknown_device),
         cmocka_unit_test(test_feature),
         cmocka_unit_test(test_feature_mirrors_ir),
+        cmocka_unit_test(test_work_of_ops),
+        cmocka_unit_test(test_composite_ffn_paper),
+        cmocka_unit_test(test_paper_profile),
+        cmocka_unit_test(test_composite_selection),
         cmocka_unit_test(test_bad_syntax),
         cmocka_unit_test(test_bad_source),
         cmocka_unit_test(test_bad_foreign_key),
@@ -781,6 +1093,7 @@ int main(void)
         cmocka_unit_test(test_bad_commit),
         cmocka_unit_test(test_bad_piecewise),
         cmocka_unit_test(test_bad_provenance),
+        cmocka_unit_test(test_bad_roofline),
         cmocka_unit_test(test_missing_sql_file),
         cmocka_unit_test(test_stale_tmp_replaced),
         cmocka_unit_test(test_not_a_database),

@@ -322,6 +322,27 @@ static void skewed_routing_loads_expert_ranks_unequally(void **state)
     routing_free(r);
 }
 
+static void more_expert_ranks_than_experts_replicates(void **state)
+{
+    (void)state;
+    /* Mixtral's 8 experts over 12 expert ranks: each expert on 1 or 2 ranks, its tokens
+     * split between them; every expert rank works and bytes are conserved. */
+    topo t = load_topo("h100:nodes=2");
+    model_cfg m = load_model("mixtral-8x7b", 1);
+    wl_dep_params p;
+    wl_dep_defaults(&p);
+    p.sched = WL_DEP_FINDEP, p.ag = 4, p.eg = 12, p.seq = 512, p.ma = 1;
+    tg_graph *g = build(&m, &t, &p);
+    double bytes[1];
+    a2e_bytes_per_layer(g, 1, bytes);
+    assert_true(bytes[0] == 4.0 * 512 * m.top_k * m.hidden * 2);
+    for (int d = 0; d < 12; d++)
+        assert_true(tg_task_args(g, find_label(g, 4 + d, "L0.mb0.expert.c0", 0))[0] > 0);
+    sim_engine *s = simulate(g, &t);
+    sim_free(s);
+    tg_graph_free(g);
+}
+
 static void decode_uses_kv_cache_shapes(void **state)
 {
     (void)state;
@@ -388,6 +409,7 @@ int main(void)
         cmocka_unit_test(pppipe_matches_megascale_total_time),
         cmocka_unit_test(conservation_in_every_builder),
         cmocka_unit_test(skewed_routing_loads_expert_ranks_unequally),
+        cmocka_unit_test(more_expert_ranks_than_experts_replicates),
         cmocka_unit_test(decode_uses_kv_cache_shapes),
         cmocka_unit_test(bad_parameters_are_clear_errors),
     };

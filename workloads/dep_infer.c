@@ -134,11 +134,20 @@ static int64_t shared(ctx *c, int rank, int layer, int mb, const int64_t *after,
 
 /* ---- routed tokens ------------------------------------------------------------------- */
 
+/* Spreads n items over k bins as evenly as possible, the remainder going to the bins
+ * starting at `rot` (mod k), so repeated splits do not always favour bin 0. */
+static inline int64_t share(int64_t n, int k, int bin, int rot)
+{
+    return n / k + ((((bin - rot) % k) + k) % k < n % k);
+}
+
 /* Token-expert assignments from each source rank to each expert rank for one chunk:
- * pair[s * ndst + d]; experts are split into ndst contiguous blocks. Each expert's count
- * is spread over the sources as evenly as possible, the remainder rotating with the
- * expert so no source is always the heavier one. Also counts, per destination, the
- * local experts that receive any token. */
+ * pair[s * ndst + d]. With at least as many experts as ranks, experts are split into
+ * contiguous blocks (rank d holds experts floor(d*E/ndst) .. floor((d+1)*E/ndst) - 1);
+ * with more ranks than experts, expert e is replicated on ranks floor(e*ndst/E) ..
+ * floor((e+1)*ndst/E) - 1 and its tokens split evenly among its replicas. Each count is
+ * then spread over the sources as evenly as possible. Also counts, per destination, the
+ * local experts (or replicas) that receive any token. */
 static int route_chunk(ctx *c, const routing *r, int moe_layer, int nsrc, int ndst,
                        int64_t chunk_tokens, int64_t *counts, int64_t *pair,
                        int64_t *busy_experts)
@@ -148,13 +157,22 @@ static int route_chunk(ctx *c, const routing *r, int moe_layer, int nsrc, int nd
     if (routing_counts(r, moe_layer, assignments, counts, c->err) != 0) return -1;
     memset(pair, 0, sizeof *pair * (size_t)nsrc * ndst);
     memset(busy_experts, 0, sizeof *busy_experts * (size_t)ndst);
-    for (int d = 0, e = 0; d < ndst; d++)
-        for (; e < (int)((int64_t)(d + 1) * E / ndst); e++) {
-        int64_t base = counts[e] / nsrc, rem = counts[e] % nsrc;
-        for (int s = 0; s < nsrc; s++)
-            pair[(size_t)s * ndst + d] += base + (((s - e) % nsrc + nsrc) % nsrc < rem);
-        if (counts[e] > 0) busy_experts[d]++;
+    for (int e = 0; e < E; e++) {
+        int lo, hi; /* ranks holding expert e */
+        if (ndst <= E) {
+            lo = (int)((int64_t)e * ndst / E);
+            while ((int64_t)(lo + 1) * E / ndst <= e) lo++;
+            hi = lo + 1;
+        } else {
+            lo = (int)((int64_t)e * ndst / E);
+            hi = (int)((int64_t)(e + 1) * ndst / E);
         }
+        for (int d = lo; d < hi; d++) {
+            int64_t here = share(counts[e], hi - lo, d - lo, e);
+            for (int s = 0; s < nsrc; s++) pair[(size_t)s * ndst + d] += share(here, nsrc, s, e + d);
+            if (here > 0) busy_experts[d]++;
+        }
+    }
     return 0;
 }
 
@@ -178,9 +196,6 @@ static int check(const model_cfg *m, const topo *t, const wl_dep_params *p, ms_e
         if (p->ag + p->eg != ranks)
             return ms_err_set(err, "--ag %d + --eg %d = %d ranks, but topology '%s' has %d",
                               p->ag, p->eg, p->ag + p->eg, t->name, ranks);
-        if (p->eg > m->routed_experts)
-            return ms_err_set(err, "--eg %d exceeds the model's %d routed experts", p->eg,
-                              m->routed_experts);
     }
     if (p->sched == WL_DEP_NAIVE && p->r1 != 1)
         return ms_err_set(err, "naive runs one micro-batch: --r1 must be 1 (got %d)", p->r1);

@@ -51,14 +51,14 @@ INSERT INTO device (name, kind, memory_bytes, peak_flops, mem_bw_bytes_per_s, so
 -- GPU gemm models (ids 1-7, in name order), derived from the device rows.
 INSERT INTO model (device, op, form, alpha_s, eff_max, f_half_flops, bw_eff, source, note)
 SELECT name, 'gemm', 'roofline', 5e-6, 0.75, 2e9 * (peak_flops / 989e12), 0.8, 'datasheet',
-       'roofline, eff(F) = 0.75 F/(F + f_half), f_half = 2 GFLOP x peak/989 TFLOP/s; '
+       'f_half = 2 GFLOP x peak/989 TFLOP/s (a fill time of f_half/(peak x eff_max)); '
        || 'alpha = assumed launch overhead'
 FROM device WHERE source = 'datasheet' AND kind = 'gpu' ORDER BY name;
 
 -- GPU attn models.
 INSERT INTO model (device, op, form, alpha_s, eff_max, f_half_flops, bw_eff, source, note)
 SELECT name, 'attn', 'roofline', 5e-6, 0.5, 2e9 * (peak_flops / 989e12), 0.8, 'datasheet',
-       'roofline, eff(F) = 0.5 F/(F + f_half), f_half = 2 GFLOP x peak/989 TFLOP/s; '
+       'f_half = 2 GFLOP x peak/989 TFLOP/s (a fill time of f_half/(peak x eff_max)); '
        || 'alpha = assumed launch overhead'
 FROM device WHERE source = 'datasheet' AND kind = 'gpu' ORDER BY name;
 
