@@ -498,8 +498,8 @@ static void test_load_errors(void **state)
     ms_err err = {""};
     assert_int_equal(topo_load("no-such-topology", &t, &err), -1);
     expect_contains(err.msg, "unknown topology 'no-such-topology'");
-    expect_contains(err.msg, "available: a10-1x8, a100-4x8, a6000-1x8, dgx-h100-1x8, h100-4x8, "
-                             "h20-1x8, h20-4x8, h200-1x8");
+    expect_contains(err.msg, "available: a10-1x8, a100-4x8, a6000-1x8, dgx-h100-1x8, "
+                             "findep-paper-1x8, h100-4x8, h20-1x8, h20-4x8, h200-1x8");
 
     assert_int_equal(topo_load("missing.yaml", &t, &err), -1);
     expect_contains(err.msg, "cannot open topology file 'missing.yaml': No such file");
