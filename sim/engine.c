@@ -137,10 +137,11 @@ sim_engine *sim_create(const tg_graph *g, const topo *t, const cdb *db, const ne
     s->dur = calloc(n ? n : 1, sizeof *s->dur);
     s->start = malloc((n ? n : 1) * sizeof *s->start);
     s->end = malloc((n ? n : 1) * sizeof *s->end);
+    s->active = malloc((n ? n : 1) * sizeof *s->active);
     s->left = malloc((n ? n : 1) * sizeof *s->left);
     s->coll_started = calloc(g->ncoll ? g->ncoll : 1, sizeof *s->coll_started);
     s->done_buf = malloc(256 * sizeof *s->done_buf);
-    if (!s->dur || !s->start || !s->end || !s->left || !s->coll_started ||
+    if (!s->dur || !s->start || !s->end || !s->active || !s->left || !s->coll_started ||
         !s->done_buf) {
         ms_err_set(err, "out of memory for the simulator's state of %u tasks", n);
         sim_free(s);
@@ -187,6 +188,7 @@ void sim_free(sim_engine *s)
     free(s->dur);
     free(s->start);
     free(s->end);
+    free(s->active);
     free(s->left);
     free(s->coll_started);
     free(s->done_buf);
@@ -213,6 +215,9 @@ static int start_xfer(sim_engine *s, uint32_t x, double now, ms_err *err)
     uint32_t send = g->xfer_send[x] ? x : g->xfer_match[x];
     int src = g->rank[g->xfer_task[send]];
     int dst = g->xfer_peer[send];
+    uint32_t a = g->xfer_task[send], b = g->xfer_task[g->xfer_match[send]];
+    if (s->active[a] < 0) s->active[a] = now;
+    if (s->active[b] < 0) s->active[b] = now;
     double end = s->net->xfer_start(s->netstate, now, send, src, dst,
                                     (double)g->xfer_bytes[send]);
     if (end >= 0) return push(s, end, EV_XFER_END, send, err);
@@ -236,7 +241,10 @@ static int start_task(sim_engine *s, uint32_t t, double now, ms_err *err)
             if (s->start[peer_task] < 0 || (peer_task == t && !g->xfer_send[x])) continue;
             if (start_xfer(s, x, now, err) != 0) return -1;
         }
-        if (s->left[t] == 0) return push(s, now, EV_TASK_END, t, err);
+        if (s->left[t] == 0) {
+            s->active[t] = now;
+            return push(s, now, EV_TASK_END, t, err);
+        }
         return 0;
     case TG_KIND_COLL: {
         uint32_t c = g->coll_of[t];
@@ -247,6 +255,8 @@ static int start_task(sim_engine *s, uint32_t t, double now, ms_err *err)
         const int32_t *ranks = g->group_ranks + g->group_off[grp];
         int nr = (int)(g->group_off[grp + 1] - g->group_off[grp]);
         double d = s->net->coll_time(s->netstate, (tg_op)g->op[t], ranks, nr, (double)a[1]);
+        for (uint32_t i = g->coll_off[c]; i < g->coll_off[c + 1]; i++)
+            s->active[g->coll_task[i]] = now;
         return push(s, now + d, EV_COLL_END, c, err);
     }
     }
@@ -323,6 +333,7 @@ int sim_run(sim_engine *s, ms_err *err)
     for (uint32_t t = 0; t < g->ntasks; t++) {
         s->start[t] = -1;
         s->end[t] = -1;
+        s->active[t] = -1;
         s->left[t] = g->dep_off[t + 1] - g->dep_off[t];
     }
     memcpy(s->stream_cur, g->stream_head, g->nstreams * sizeof *s->stream_cur);

@@ -80,9 +80,10 @@ int sim_summarize(sim_engine *s, ms_err *err)
         size_t n = 0;
         for (uint32_t i = off[r]; i < off[r + 1]; i++) {
             uint32_t t = order[i];
-            if (s->end[t] <= s->start[t]) continue;
             int c = is_comm(g, t);
-            ev[n++] = (edge){s->start[t], (int8_t)!c, (int8_t)c};
+            double from = c ? s->active[t] : s->start[t];
+            if (s->end[t] <= from) continue;
+            ev[n++] = (edge){from, (int8_t)!c, (int8_t)c};
             ev[n++] = (edge){s->end[t], (int8_t)-!c, (int8_t)-c};
         }
         qsort(ev, n, sizeof *ev, cmp_edge);

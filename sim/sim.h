@@ -36,7 +36,9 @@ typedef struct sim_summary {
     double setup_wall_s;  /* wall time of sim_create (cost lookups) */
     int nranks;
     double *rank_compute_busy_s; /* [nranks] union of compute (and delay) task time */
-    double *rank_comm_busy_s;    /* [nranks] union of comm task time */
+    double *rank_comm_busy_s;    /* [nranks] union of comm task time while data moves (from
+                                    a task's first transfer, or its collective's start, to
+                                    its end; time spent waiting for peers is excluded) */
     double *rank_exposed_comm_s; /* [nranks] comm time with no compute running */
     double exposed_comm_s;       /* max over ranks of rank_exposed_comm_s */
     uint32_t nstreams;

@@ -15,6 +15,8 @@ struct sim_engine {
     double *dur;     /* [ntasks] seconds, compute and delay tasks */
     double *start;   /* [ntasks] seconds, -1 before the task starts */
     double *end;     /* [ntasks] seconds, -1 before the task ends */
+    double *active;  /* [ntasks] comm tasks: when data first moved (a transfer launched or
+                        the collective began), -1 before; waiting for peers is not comm */
     uint32_t *left;  /* [ntasks] deps left before start; transfers left once an xchg runs */
     uint32_t *coll_started; /* [ncoll] members started */
     uint32_t *stream_cur;   /* [nstreams] task at the head of each stream, or TG_NONE */

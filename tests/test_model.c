@@ -228,14 +228,16 @@ static const bad_case bad_cases[] = {
     {"missing_hidden.json", {"missing_hidden.json: missing field 'hidden_size'", "deepseek_v2"}},
     {"missing_type.json", {"missing_type.json: missing field 'model_type'"}},
     {"missing_kv_heads.json", {": missing field 'num_key_value_heads'", "qwen3_moe"}},
-    {"string_int.json", {"string_int.json:4:", "field 'hidden_size'", "expected an integer, got a string"}},
+    {"string_int.json",
+     {"string_int.json:4:", "field 'hidden_size'", "expected an integer, got a string"}},
     {"negative.json", {"negative.json:5:", "field 'num_attention_heads'", "at least 1, got -32"}},
     {"zero.json", {"zero.json:12:", "field 'n_routed_experts'", "at least 1, got 0"}},
     {"fraction.json", {"fraction.json:7:", "field 'intermediate_size'", "got 14336.5"}},
     {"huge.json", {"huge.json:4:", "field 'hidden_size'", "at most 10000000, got 100000000"}},
     {"bool.json", {"bool.json:3:", "field 'num_hidden_layers'", "got true"}},
     {"null_required.json", {"null_required.json:12:", "field 'n_routed_experts'", "got null"}},
-    {"type_not_string.json", {"type_not_string.json:2:", "field 'model_type'", "expected a string"}},
+    {"type_not_string.json",
+     {"type_not_string.json:2:", "field 'model_type'", "expected a string"}},
     {"unknown_type.json",
      {"unknown_type.json:2:", "unsupported model_type 'llama'",
       "supported: deepseek_v2, deepseek_v3, qwen2_moe, qwen3_moe, mixtral"}},
@@ -248,17 +250,21 @@ static const bad_case bad_cases[] = {
     {"nul_byte.json", {"nul_byte.json:4:10:", "NUL byte"}},
     {"duplicate.json", {"duplicate.json:9:", "duplicate field 'hidden_size'"}},
     {"topk_gt_experts.json",
-     {"topk_gt_experts.json:9:", "field 'num_experts_per_tok'", "9 exceeds the number of routed experts (num_local_experts 8)"}},
+     {"topk_gt_experts.json:9:", "field 'num_experts_per_tok'",
+      "9 exceeds the number of routed experts (num_local_experts 8)"}},
     {"kv_not_divisor.json",
-     {"kv_not_divisor.json:6:", "field 'num_key_value_heads'", "5 does not divide num_attention_heads 32"}},
+     {"kv_not_divisor.json:6:", "field 'num_key_value_heads'",
+      "5 does not divide num_attention_heads 32"}},
     {"head_dim_indivisible.json",
-     {"head_dim_indivisible.json:5:", "hidden_size 4100 is not a multiple of num_attention_heads 32", "head_dim"}},
+     {"head_dim_indivisible.json:5:",
+      "hidden_size 4100 is not a multiple of num_attention_heads 32", "head_dim"}},
     {"first_dense_all.json",
      {"first_dense_all.json:16:", "field 'first_k_dense_replace'", "leave no MoE layer"}},
     {"moe_layer_freq.json", {"moe_layer_freq.json:17:", "field 'moe_layer_freq'", "not supported"}},
     {"sparse_step.json", {"sparse_step.json:11:", "field 'decoder_sparse_step'", "not supported"}},
     {"mlp_only.json", {"mlp_only.json:12:", "field 'mlp_only_layers'", "not supported"}},
-    {"mlp_only_type.json", {"mlp_only_type.json:12:", "field 'mlp_only_layers'", "expected an array"}},
+    {"mlp_only_type.json",
+     {"mlp_only_type.json:12:", "field 'mlp_only_layers'", "expected an array"}},
 };
 
 static void test_bad_inputs(void **state)
@@ -352,7 +358,8 @@ static void test_qwen2_moe(void **state)
     const char *text = "{\"model_type\": \"qwen2_moe\", \"num_hidden_layers\": 24,"
                        " \"hidden_size\": 2048, \"num_attention_heads\": 16,"
                        " \"num_key_value_heads\": 16, \"intermediate_size\": 5632,"
-                       " \"moe_intermediate_size\": 1408, \"shared_expert_intermediate_size\": 5632,"
+                       " \"moe_intermediate_size\": 1408,"
+                       " \"shared_expert_intermediate_size\": 5632,"
                        " \"num_experts\": 60, \"num_experts_per_tok\": 4,"
                        " \"decoder_sparse_step\": 1, \"mlp_only_layers\": []}";
     model_cfg m;

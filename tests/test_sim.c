@@ -254,6 +254,26 @@ static void busy_and_exposed_comm(void **state)
     tg_graph_free(g);
 }
 
+static void waiting_for_a_peer_is_not_comm(void **state)
+{
+    (void)state;
+    /* Rank 1 posts its receive at 0 but rank 0 sends only after 100 us: rank 1's comm
+     * busy time is the 50 us transfer, not the 150 us its stream is occupied. */
+    tg_graph *g = parse("tg 1\n"
+                        "task 0 rank=0 stream=c op=delay us=100\n"
+                        "task 1 rank=0 stream=x op=xchg send=1:48000 after=0\n"
+                        "task 2 rank=1 stream=x op=xchg recv=0:48000\n");
+    topo t = test_topo(1, 2);
+    sim_engine *s = run(g, &t);
+    const sim_summary *sum = sim_get_summary(s);
+    assert_near(sum->stream_busy_s[2], 150 * US);
+    assert_near(sum->rank_comm_busy_s[1], 50 * US);
+    assert_near(sum->rank_exposed_comm_s[1], 50 * US);
+    assert_near(sum->rank_exposed_comm_s[0], 50 * US);
+    sim_free(s);
+    tg_graph_free(g);
+}
+
 static char *slurp(const char *path, size_t *len)
 {
     FILE *f = fopen(path, "rb");
@@ -451,6 +471,7 @@ int main(void)
         cmocka_unit_test(collective_starts_with_last_member),
         cmocka_unit_test(allgather_and_reducescatter_times),
         cmocka_unit_test(busy_and_exposed_comm),
+        cmocka_unit_test(waiting_for_a_peer_is_not_comm),
         cmocka_unit_test(trace_is_deterministic),
         cmocka_unit_test(trace_window_filters_tasks),
         cmocka_unit_test(json_summary_has_required_keys),
