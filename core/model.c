@@ -2,6 +2,7 @@
  * turns each supported family (deepseek_v2/v3, qwen2_moe/qwen3_moe, mixtral) into one
  * family-independent record, plus the parameter-byte helpers. Fields: docs/MODELS.md. */
 #include "core/model.h"
+#include "core/files.h"
 
 #include <cjson/cJSON.h>
 #include <dirent.h>
@@ -468,97 +469,18 @@ int model_parse_buffer(const char *buf, size_t len, const char *name, model_cfg 
 /* ---------------------------------------------------------------------------------- */
 /* Files and names */
 
-static int ends_with(const char *s, const char *suffix)
-{
-    size_t n = strlen(s), m = strlen(suffix);
-    return n >= m && strcmp(s + n - m, suffix) == 0;
-}
-
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
-/* Comma-separated sorted list of NAME for every NAME.json in dir ("(none)" if empty). */
-static void list_models(const char *dir, char *buf, size_t len)
-{
-    char *names[256];
-    int n = 0;
-    DIR *d = opendir(dir);
-    if (d) {
-        struct dirent *e;
-        while ((e = readdir(d)) && n < 256) {
-            if (e->d_name[0] == '.' || !ends_with(e->d_name, ".json")) continue;
-            size_t l = strlen(e->d_name) - 5;
-            char *s = malloc(l + 1);
-            if (!s) break;
-            memcpy(s, e->d_name, l);
-            s[l] = '\0';
-            names[n++] = s;
-        }
-        closedir(d);
-    }
-    qsort(names, (size_t)n, sizeof names[0], cmp_str);
-    size_t used = 0;
-    buf[0] = '\0';
-    for (int i = 0; i < n; i++) {
-        if (used < len) {
-            int w = snprintf(buf + used, len - used, "%s%s", i ? ", " : "", names[i]);
-            if (w > 0) used += (size_t)w;
-        }
-        free(names[i]);
-    }
-    if (used >= len && len > 4) memcpy(buf + len - 4, "...", 4);
-    if (n == 0) snprintf(buf, len, "(none)");
-}
-
-/* Reads a whole small file into a malloc'd NUL-terminated buffer, or NULL with err;
- * *missing is set when the file does not exist. */
-static char *read_file(const char *path, size_t *len, int *missing, ms_err *err)
-{
-    *missing = 0;
-    FILE *fp = fopen(path, "rb");
-    if (!fp) {
-        *missing = errno == ENOENT;
-        ms_err_set(err, "cannot open model file '%s': %s", path, strerror(errno));
-        return NULL;
-    }
-    char *buf = malloc((size_t)MAX_FILE_BYTES + 1);
-    if (!buf) {
-        fclose(fp);
-        ms_err_set(err, "%s: out of memory", path);
-        return NULL;
-    }
-    size_t n = fread(buf, 1, (size_t)MAX_FILE_BYTES + 1, fp);
-    int bad = ferror(fp);
-    int e = errno;
-    fclose(fp);
-    if (bad) {
-        free(buf);
-        ms_err_set(err, "cannot read model file '%s': %s", path, strerror(e));
-        return NULL;
-    }
-    if (n > (size_t)MAX_FILE_BYTES) {
-        free(buf);
-        ms_err_set(err, "model file '%s' is larger than %ld bytes", path, MAX_FILE_BYTES);
-        return NULL;
-    }
-    buf[n] = '\0';
-    *len = n;
-    return buf;
-}
 
 static int load_file(const char *path, int by_name, const char *name, model_cfg *out,
                      ms_err *err)
 {
     size_t len = 0;
     int missing = 0;
-    char *buf = read_file(path, &len, &missing, err);
+    char *buf = ms_read_file(path, "model file", MAX_FILE_BYTES, &len, &missing, err);
     if (!buf) {
         if (by_name && missing) {
             char dir[4096], names[700];
             snprintf(dir, sizeof dir, "%s/models", ms_data_dir());
-            list_models(dir, names, sizeof names);
+            ms_list_names(dir, ".json", names, sizeof names);
             char s[128];
             safe_copy(s, sizeof s, name, strlen(name));
             return ms_err_set(err, "unknown model '%s' (no %s); available: %s", s, path, names);
@@ -574,13 +496,13 @@ int model_load(const char *spec, model_cfg *out, ms_err *err)
 {
     if (!spec || !*spec) return ms_err_set(err, "empty model spec");
     if (!out) return ms_err_set(err, "model '%s': no output", spec);
-    if (strchr(spec, '/') || ends_with(spec, ".json")) {
+    if (strchr(spec, '/') || ms_ends_with(spec, ".json")) {
         /* the model's name is the file stem */
         const char *base = strrchr(spec, '/');
         base = base ? base + 1 : spec;
         char stem[sizeof out->name];
         size_t n = strlen(base);
-        if (ends_with(base, ".json")) n -= 5;
+        if (ms_ends_with(base, ".json")) n -= 5;
         if (n == 0) return ms_err_set(err, "model file '%s': no file name", spec);
         if (n >= sizeof stem)
             return ms_err_set(err, "model file '%s': name longer than %zu characters", spec,

@@ -2,6 +2,7 @@
  * split of a layer's token-expert assignments by the largest-remainder method. Formats,
  * tie rules and the permutation generator are specified in docs/ROUTING.md. */
 #include "core/routing.h"
+#include "core/files.h"
 
 #include <ctype.h>
 #include <dirent.h>
@@ -60,11 +61,6 @@ static void safe_copy(char *dst, size_t dlen, const char *s)
     safe_span(dst, dlen, s, strlen(s));
 }
 
-static int ends_with(const char *s, const char *suffix)
-{
-    size_t n = strlen(s), m = strlen(suffix);
-    return n >= m && strcmp(s + n - m, suffix) == 0;
-}
 
 /* splitmix64 (Steele, Lea, Flood 2014): the finalizer and the generator step. */
 static uint64_t mix64(uint64_t z)
@@ -193,77 +189,6 @@ static int zipf_init(routing *r, double skew, ms_err *err)
 /* ---------------------------------------------------------------------------------- */
 /* trace:FILE */
 
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
-/* Comma-separated sorted list of NAME for every NAME.csv in dir ("(none)" if empty). */
-static void list_traces(const char *dir, char *buf, size_t len)
-{
-    char *names[256];
-    int n = 0;
-    DIR *d = opendir(dir);
-    if (d) {
-        struct dirent *e;
-        while ((e = readdir(d)) && n < 256) {
-            if (e->d_name[0] == '.' || !ends_with(e->d_name, ".csv")) continue;
-            size_t l = strlen(e->d_name) - 4;
-            char *s = malloc(l + 1);
-            if (!s) break;
-            memcpy(s, e->d_name, l);
-            s[l] = '\0';
-            names[n++] = s;
-        }
-        closedir(d);
-    }
-    qsort(names, (size_t)n, sizeof names[0], cmp_str);
-    size_t used = 0;
-    buf[0] = '\0';
-    for (int i = 0; i < n; i++) {
-        if (used < len) {
-            int k = snprintf(buf + used, len - used, "%s%s", i ? ", " : "", names[i]);
-            if (k > 0) used += (size_t)k;
-        }
-        free(names[i]);
-    }
-    if (used >= len && len > 4) memcpy(buf + len - 4, "...", 4);
-    if (n == 0) snprintf(buf, len, "(none)");
-}
-
-/* Reads a whole file (at most MAX_TRACE_BYTES) into a malloc'd NUL-terminated buffer. */
-static char *read_whole(const char *path, size_t *len, int *missing, ms_err *err)
-{
-    *missing = 0;
-    FILE *fp = fopen(path, "rb");
-    if (!fp) {
-        *missing = errno == ENOENT;
-        ms_err_set(err, "cannot open routing trace '%s': %s", path, strerror(errno));
-        return NULL;
-    }
-    char *buf = malloc((size_t)MAX_TRACE_BYTES + 1);
-    if (!buf) {
-        fclose(fp);
-        ms_err_set(err, "%s: out of memory", path);
-        return NULL;
-    }
-    size_t n = fread(buf, 1, (size_t)MAX_TRACE_BYTES + 1, fp);
-    int bad = ferror(fp), e = errno;
-    fclose(fp);
-    if (bad) {
-        free(buf);
-        ms_err_set(err, "cannot read routing trace '%s': %s", path, strerror(e));
-        return NULL;
-    }
-    if (n > (size_t)MAX_TRACE_BYTES) {
-        free(buf);
-        ms_err_set(err, "routing trace '%s' is larger than %ld bytes", path, MAX_TRACE_BYTES);
-        return NULL;
-    }
-    buf[n] = '\0';
-    *len = n;
-    return buf;
-}
 
 /* Parsing state: the file name and current line for messages. */
 typedef struct csv {
@@ -471,17 +396,17 @@ static int trace_init(routing *r, const char *name, ms_err *err)
             return ms_err_set(err, "routing trace path is too long (%zu bytes)", strlen(name));
         snprintf(path, sizeof path, "%s", name);
     } else if (ms_data_path(path, sizeof path, TRACE_DIR, name,
-                            ends_with(name, ".csv") ? "" : ".csv")) {
+                            ms_ends_with(name, ".csv") ? "" : ".csv")) {
         return ms_err_set(err, "routing trace name '%.100s' is too long", name);
     }
     size_t len = 0;
     int missing = 0;
-    char *buf = read_whole(path, &len, &missing, err);
+    char *buf = ms_read_file(path, "routing trace", MAX_TRACE_BYTES, &len, &missing, err);
     if (!buf) {
         if (by_name && missing) {
             char dir[4096], names[700], safe[128];
             snprintf(dir, sizeof dir, "%s/%s", ms_data_dir(), TRACE_DIR);
-            list_traces(dir, names, sizeof names);
+            ms_list_names(dir, ".csv", names, sizeof names);
             safe_copy(safe, sizeof safe, name);
             return ms_err_set(err, "unknown routing trace '%s' (no %s); available: %s", safe,
                               path, names);

@@ -2,6 +2,7 @@
  * per-device presets, range checks and a YAML-compatible printer. Units inside the
  * struct are bytes/s and seconds; files and specs use GB/s (1e9 bytes) and µs. */
 #include "core/topo.h"
+#include "core/files.h"
 
 #include <ctype.h>
 #include <dirent.h>
@@ -718,96 +719,17 @@ int topo_generate(const char *spec, topo *out, ms_err *err)
 /* ---------------------------------------------------------------------------------- */
 /* Files and names */
 
-static int ends_with(const char *s, const char *suffix)
-{
-    size_t n = strlen(s), m = strlen(suffix);
-    return n >= m && strcmp(s + n - m, suffix) == 0;
-}
-
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
-/* Comma-separated sorted list of NAME for every NAME.yaml in dir ("(none)" if empty). */
-static void list_topologies(const char *dir, char *buf, size_t len)
-{
-    char *names[256];
-    int n = 0;
-    DIR *d = opendir(dir);
-    if (d) {
-        struct dirent *e;
-        while ((e = readdir(d)) && n < 256) {
-            if (e->d_name[0] == '.' || !ends_with(e->d_name, ".yaml")) continue;
-            size_t l = strlen(e->d_name) - 5;
-            char *s = malloc(l + 1);
-            if (!s) break;
-            memcpy(s, e->d_name, l);
-            s[l] = '\0';
-            names[n++] = s;
-        }
-        closedir(d);
-    }
-    qsort(names, (size_t)n, sizeof names[0], cmp_str);
-    size_t used = 0;
-    buf[0] = '\0';
-    for (int i = 0; i < n; i++) {
-        if (used < len) {
-            int w = snprintf(buf + used, len - used, "%s%s", i ? ", " : "", names[i]);
-            if (w > 0) used += (size_t)w;
-        }
-        free(names[i]);
-    }
-    if (used >= len && len > 4) memcpy(buf + len - 4, "...", 4);
-    if (n == 0) snprintf(buf, len, "(none)");
-}
-
-/* Reads a whole small file; returns a malloc'd NUL-terminated buffer or NULL with err.
- * *missing is set when the file does not exist. */
-static char *read_file(const char *path, size_t *len, int *missing, ms_err *err)
-{
-    *missing = 0;
-    FILE *fp = fopen(path, "rb");
-    if (!fp) {
-        *missing = errno == ENOENT;
-        ms_err_set(err, "cannot open topology file '%s': %s", path, strerror(errno));
-        return NULL;
-    }
-    char *buf = malloc((size_t)MAX_FILE_BYTES + 1);
-    if (!buf) {
-        fclose(fp);
-        ms_err_set(err, "%s: out of memory", path);
-        return NULL;
-    }
-    size_t n = fread(buf, 1, (size_t)MAX_FILE_BYTES + 1, fp);
-    int bad = ferror(fp);
-    int e = errno;
-    fclose(fp);
-    if (bad) {
-        free(buf);
-        ms_err_set(err, "cannot read topology file '%s': %s", path, strerror(e));
-        return NULL;
-    }
-    if (n > (size_t)MAX_FILE_BYTES) {
-        free(buf);
-        ms_err_set(err, "topology file '%s' is larger than %ld bytes", path, MAX_FILE_BYTES);
-        return NULL;
-    }
-    buf[n] = '\0';
-    *len = n;
-    return buf;
-}
 
 static int load_file(const char *path, int by_name, const char *spec, topo *out, ms_err *err)
 {
     size_t len = 0;
     int missing = 0;
-    char *buf = read_file(path, &len, &missing, err);
+    char *buf = ms_read_file(path, "topology file", MAX_FILE_BYTES, &len, &missing, err);
     if (!buf) {
         if (by_name && missing) {
             char dir[4096], names[700];
             snprintf(dir, sizeof dir, "%s/topologies", ms_data_dir());
-            list_topologies(dir, names, sizeof names);
+            ms_list_names(dir, ".yaml", names, sizeof names);
             return ms_err_set(err, "unknown topology '%s' (no %s); available: %s", spec, path,
                               names);
         }
@@ -823,7 +745,7 @@ int topo_load(const char *spec, topo *out, ms_err *err)
     if (!spec || !*spec) return ms_err_set(err, "empty topology spec");
     if (!out) return ms_err_set(err, "topology '%s': no output", spec);
     if (strchr(spec, ':')) return topo_generate(spec, out, err);
-    if (strchr(spec, '/') || ends_with(spec, ".yaml") || ends_with(spec, ".yml"))
+    if (strchr(spec, '/') || ms_ends_with(spec, ".yaml") || ms_ends_with(spec, ".yml"))
         return load_file(spec, 0, spec, out, err);
     char path[4096];
     if (ms_data_path(path, sizeof path, "topologies", spec, ".yaml"))
