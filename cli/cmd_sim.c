@@ -26,7 +26,7 @@ static void usage(FILE *f)
             "  --graph PATH        task graph in .tg text form (docs/IR.md)\n"
             "  --topo SPEC         topology: NAME | PATH | DEVICE:nodes=N[,gpus=G,...]\n"
             "  --db PATH           cost database (default: %s)\n"
-            "  --net MODEL         network model: analytic (default)\n"
+            "  --net MODEL         network model: analytic (default) or flow (docs/SIM.md)\n"
             "  --trace PATH        write a Chrome/Perfetto trace (JSON, times in us)\n"
             "  --trace-from-us T   only tasks ending at or after T us go into the trace\n"
             "  --trace-to-us T     only tasks starting before T us go into the trace\n"
@@ -93,7 +93,7 @@ int cmd_sim(int argc, char **argv)
     }
     const net_ops *net = net_find(net_name);
     if (!net) {
-        cli_error("sim", "unknown network model '%s' (known: analytic)", net_name);
+        cli_error("sim", "unknown network model '%s' (known: analytic, flow)", net_name);
         return EXIT_USAGE;
     }
     ms_err err = {{0}};

@@ -220,6 +220,10 @@ static int start_xfer(sim_engine *s, uint32_t x, double now, ms_err *err)
     if (s->active[b] < 0) s->active[b] = now;
     double end = s->net->xfer_start(s->netstate, now, send, src, dst,
                                     (double)g->xfer_bytes[send]);
+    if (isnan(end))
+        return ms_err_set(err, "network model '%s' could not start a transfer of %lld bytes "
+                               "from rank %d to %d (out of memory)",
+                          s->net->name, (long long)g->xfer_bytes[send], src, dst);
     if (end >= 0) return push(s, end, EV_XFER_END, send, err);
     return 0;
 }

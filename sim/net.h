@@ -17,7 +17,8 @@ typedef struct net_ops {
     void *(*create)(const topo *t, ms_err *err);
     void (*free)(void *self);
     /* Transfer `id` of `bytes` from src to dst begins at now_s. Returns its end time
-     * (>= now_s) when known now, or a negative number if advance() will report it. */
+     * (>= now_s) when known now, a negative number if advance() will report it, or NaN
+     * when the model cannot take the transfer (out of memory): the run then fails. */
     double (*xfer_start)(void *self, double now_s, uint32_t id, int src, int dst,
                          double bytes);
     /* Duration in seconds of a collective of `op` (TG_OP_ALLREDUCE, ...) whose members
@@ -37,7 +38,10 @@ typedef struct net_ops {
  * ring algorithms in nccl-tests' terms (docs/SIM.md). */
 extern const net_ops net_analytic;
 
-/* Looks a model up by name ("analytic"); NULL if unknown. */
+/* The flow-level model: transfers share links max-min fairly (docs/SIM.md). */
+extern const net_ops net_flow;
+
+/* Looks a model up by name ("analytic", "flow"); NULL if unknown. */
 const net_ops *net_find(const char *name);
 
 #endif

@@ -16,73 +16,95 @@
  * the model claims. */
 #define END_REL_EPS 1e-12
 #define FIRST_FLOWS 256u
-#define NONE UINT32_MAX
 
-typedef struct flow {
-    double rem_bytes; /* bytes still to go at fn->clock_s (while sharing) */
-    double rate;      /* bytes/s from the last fill; -1 while a fill has not reached it */
-    double end_s;     /* clock_s + rem_bytes / rate: the end if nothing changes */
-    uint64_t seq;     /* start order; simultaneous ends are reported in this order */
-    uint32_t id;      /* the engine's transfer id */
-    uint32_t nlink;   /* 2 (same node) or 4 (across nodes) */
-    uint32_t link[4]; /* route, in order */
-    uint32_t pos;     /* index in the sharing list; the next free slot while free */
-} flow;
+/* The freezing loop visits flows in link order, far apart in memory: fetching a few
+ * entries ahead hides most of the misses (a hint only; nothing where unsupported). */
+#if defined(__GNUC__)
+#define PREFETCH(p) __builtin_prefetch(p)
+#else
+#define PREFETCH(p) ((void)0)
+#endif
+#define PREFETCH_AHEAD 16
 
-typedef struct join_ev { /* a flow in its latency phase, keyed by when it joins */
+/* A flow in its latency phase. Join times only grow within a route class (starts come in
+ * time order and the class fixes the latency), so each class is a FIFO, not a heap. */
+typedef struct waiting {
     double join_s;
-    uint64_t seq;
-    uint32_t slot;
-} join_ev;
+    double bytes;
+    uint64_t seq; /* start order; simultaneous ends are reported in it */
+    uint32_t id;  /* the engine's transfer id */
+    uint32_t nlink;
+    uint32_t link[4];
+} waiting;
 
-typedef struct link_key { /* a link in the filling heap, keyed by its fair share */
-    double share;
-    uint32_t a; /* index in the active-link list */
-} link_key;
+typedef struct wqueue { /* ring buffer, cap a power of two */
+    waiting *e;
+    uint32_t cap, head, n;
+} wqueue;
+
+/* What a fill touches of a sharing flow, together in one place (it visits flows in link
+ * order, i.e. at random). */
+typedef struct fhot {
+    double rate;      /* bytes/s from the last fill */
+    uint32_t apos[4]; /* the route as indices into act_link */
+    uint8_t nlink;    /* 2 (same node), 4 (across nodes), 0 (a hole: the flow ended) */
+    uint8_t frozen;   /* fill scratch */
+} fhot;
 
 typedef struct done_ent {
     uint64_t seq;
     uint32_t id;
 } done_ent;
 
+typedef struct link_key { /* a link in the filling heap, keyed by its fair share */
+    double share;
+    uint32_t a; /* index in act_link */
+} link_key;
+
 typedef struct flownet {
     topo t;
     uint32_t ranks;
     uint32_t nics_used; /* NICs per node that carry traffic: min(nics, gpus), 0 on 1 node */
     uint32_t nlinks;
-    double lat_local_s, lat_cross_s; /* route latencies, summed as the analytic model does */
+    double lat_s[2];    /* route latency: [0] same node, [1] across nodes (as analytic) */
 
-    /* Per link (ids: see link_id_*), calloc'd so pages of idle links are never touched. */
+    /* Per link (ids: see link_cap), calloc'd so pages of idle links are never touched. */
     uint32_t *link_nflows; /* sharing flows through the link */
-    uint32_t *link_apos;   /* 1 + index in act_link; 0 while the link is idle */
+    uint32_t *link_apos;   /* 1 + index in act_link; 0 when not in it */
 
-    /* Active links (at least one sharing flow) and per-active-link scratch for a fill. */
-    uint32_t nact, act_cap_n; /* count, capacity */
+    /* The links of the current bucketing: those with sharing flows, plus those whose
+     * flows all ended since (they drop out at the next rebuild); per-link fill scratch. */
+    uint32_t nact, acap;
     uint32_t *act_link;
     double *act_cap;   /* capacity not yet given to frozen flows, bytes/s */
-    uint32_t *act_n;   /* flows not yet frozen */
-    uint32_t *act_off; /* [act_cap_n + 1] CSR offsets of each link's flows in csr */
-    uint32_t *act_cur;
+    uint32_t *act_n;   /* flows through it not yet frozen */
+    uint32_t *act_off; /* [acap + 1] where each link's flows start in csr */
     link_key *lheap;
 
-    /* Flow slots, reused through a free list; arrays sized by fcap grow together. */
-    flow *f;
-    uint32_t fcap, fused, free_head;
-    uint32_t *share; /* slots of the sharing flows */
-    uint32_t nshare;
-    uint32_t *csr;   /* [4 * fcap] flows of each active link during a fill */
-    join_ev *jh;     /* min-heap of latency-phase flows by (join_s, seq) */
-    uint32_t njh;
-    done_ent *done;  /* ends at the current instant, reported by advance() */
+    wqueue wait[2]; /* latency-phase flows: [0] same node, [1] across nodes */
+
+    /* Sharing flows, index i < nslot, in arrays so that passes over them are sequential.
+     * An ending flow leaves a hole and the bucketing by link (csr) stays valid; joins
+     * append. A fill compacts and rebuckets after joins, or once holes outnumber flows. */
+    uint32_t nslot, nlive, scap;
+    fhot *hot;
+    double *rem;    /* bytes still to go at clock_s */
+    double *end;    /* clock_s + rem / rate: the end if nothing changes */
+    uint64_t *seq;
+    uint32_t *id;
+    uint32_t *link; /* [4 * scap] route, as link ids */
+    uint32_t *csr;  /* [4 * scap] the flows of each link of act_link, by act_off */
+    int rebucket;   /* flows joined since the bucketing was built */
+    done_ent *done; /* [scap] ends at the current instant, reported by advance() */
     uint32_t ndone, done_next;
 
-    double clock_s;    /* time at which rem_bytes are valid */
-    double next_end_s; /* earliest end_s among sharing flows (valid when !dirty) */
+    double clock_s;    /* time at which rem is valid */
+    double next_end_s; /* earliest end among sharing flows (valid when !dirty) */
     int dirty;         /* the sharing set changed at clock_s; rates are stale */
-    uint64_t seq;
+    uint64_t nseq;
 } flownet;
 
-/* ---- links ---------------------------------------------------------------------------- */
+/* ---- links and routes ----------------------------------------------------------------- */
 
 /* Link ids: GPU r up = r, GPU r down = R + r; NIC k of node n up = 2R + n*K + k, down =
  * 2R + N*K + n*K + k, with K = nics_used. */
@@ -91,76 +113,28 @@ static inline double link_cap(const flownet *fn, uint32_t l)
     return l < 2 * fn->ranks ? fn->t.intra.bw_bytes_per_s : fn->t.nic.bw_bytes_per_s;
 }
 
-static void link_add(flownet *fn, uint32_t l)
-{
-    if (fn->link_nflows[l]++ == 0) {
-        fn->act_link[fn->nact] = l;
-        fn->link_apos[l] = ++fn->nact;
-    }
-}
-
-static void link_remove(flownet *fn, uint32_t l)
-{
-    if (--fn->link_nflows[l] != 0) return;
-    uint32_t a = fn->link_apos[l] - 1, last = fn->act_link[--fn->nact];
-    fn->act_link[a] = last;
-    fn->link_apos[last] = a + 1;
-    fn->link_apos[l] = 0;
-}
-
-/* Fills fl's route from src to dst (different ranks). Rail-style NICs: GPU g of a node
- * uses its node's NIC g % nics_per_node, on both the sending and the receiving side. */
-static void route(const flownet *fn, flow *fl, uint32_t src, uint32_t dst)
+/* Fills w's route from src to dst (different ranks); returns its class (0: same node).
+ * Rail-style NICs: GPU g of a node uses its node's NIC g % nics_per_node, on the sending
+ * and on the receiving side. */
+static int route(const flownet *fn, waiting *w, uint32_t src, uint32_t dst)
 {
     uint32_t g = (uint32_t)fn->t.gpus_per_node, R = fn->ranks, K = fn->nics_used;
     uint32_t ns = src / g, nd = dst / g;
     if (ns == nd) {
-        fl->nlink = 2;
-        fl->link[0] = src;
-        fl->link[1] = R + dst;
-        return;
+        w->nlink = 2;
+        w->link[0] = src;
+        w->link[1] = R + dst;
+        return 0;
     }
-    fl->nlink = 4;
-    fl->link[0] = src;
-    fl->link[1] = 2 * R + ns * K + (src % g) % K;
-    fl->link[2] = 2 * R + (uint32_t)fn->t.nodes * K + nd * K + (dst % g) % K;
-    fl->link[3] = R + dst;
+    w->nlink = 4;
+    w->link[0] = src;
+    w->link[1] = 2 * R + ns * K + (src % g) % K;
+    w->link[2] = 2 * R + (uint32_t)fn->t.nodes * K + nd * K + (dst % g) % K;
+    w->link[3] = R + dst;
+    return 1;
 }
 
-/* ---- heaps ---------------------------------------------------------------------------- */
-
-static inline int join_less(const join_ev *x, const join_ev *y)
-{
-    return x->join_s < y->join_s || (x->join_s == y->join_s && x->seq < y->seq);
-}
-
-static void join_push(flownet *fn, join_ev e)
-{
-    uint32_t i = fn->njh++;
-    while (i > 0) {
-        uint32_t p = (i - 1) / 2;
-        if (!join_less(&e, &fn->jh[p])) break;
-        fn->jh[i] = fn->jh[p];
-        i = p;
-    }
-    fn->jh[i] = e;
-}
-
-static join_ev join_pop(flownet *fn)
-{
-    join_ev top = fn->jh[0], e = fn->jh[--fn->njh];
-    uint32_t i = 0, n = fn->njh;
-    for (;;) {
-        uint32_t c = 2 * i + 1;
-        if (c >= n) break;
-        if (c + 1 < n && join_less(&fn->jh[c + 1], &fn->jh[c])) c++;
-        if (!join_less(&fn->jh[c], &e)) break;
-        fn->jh[i] = fn->jh[c];
-        i = c;
-    }
-    if (n > 0) fn->jh[i] = e;
-    return top;
-}
+/* ---- max-min fair rates ---------------------------------------------------------------- */
 
 static inline int key_less(const link_key *x, const link_key *y)
 {
@@ -181,43 +155,83 @@ static void key_sift_down(link_key *h, uint32_t n, uint32_t i)
     h[i] = e;
 }
 
-/* ---- max-min fair rates ---------------------------------------------------------------- */
+/* Drops the holes and the idle links and buckets the flows by link again: O(flows). */
+static void rebucket(flownet *fn)
+{
+    uint32_t n = 0, na = 0, off = 0;
+    for (uint32_t i = 0; i < fn->nslot; i++) {
+        if (fn->hot[i].nlink == 0) continue;
+        if (n != i) {
+            fn->hot[n] = fn->hot[i];
+            fn->rem[n] = fn->rem[i];
+            fn->end[n] = fn->end[i];
+            fn->seq[n] = fn->seq[i];
+            fn->id[n] = fn->id[i];
+            memcpy(&fn->link[4 * n], &fn->link[4 * i], 4 * sizeof *fn->link);
+        }
+        n++;
+    }
+    fn->nslot = fn->nlive = n;
+    for (uint32_t a = 0; a < fn->nact; a++) {
+        uint32_t l = fn->act_link[a];
+        if (fn->link_nflows[l] == 0) {
+            fn->link_apos[l] = 0;
+            continue;
+        }
+        fn->act_link[na] = l;
+        fn->link_apos[l] = na + 1;
+        fn->act_off[na] = off;
+        fn->act_n[na] = off; /* the bucket's cursor, below */
+        off += fn->link_nflows[l];
+        na++;
+    }
+    fn->nact = na;
+    fn->act_off[na] = off;
+    const uint32_t *link_apos = fn->link_apos, *link = fn->link;
+    uint32_t *csr = fn->csr, *cur = fn->act_n;
+    fhot *hot = fn->hot;
+    for (uint32_t i = 0; i < n; i++) {
+        for (uint32_t k = 0, nl = hot[i].nlink; k < nl; k++) {
+            uint32_t a = link_apos[link[4 * i + k]] - 1;
+            hot[i].apos[k] = a;
+            csr[cur[a]++] = i;
+        }
+    }
+    fn->rebucket = 0;
+}
 
-/* Progressive filling over the active links: repeatedly take the link with the smallest
- * fair share (remaining capacity / unfrozen flows), freeze its unfrozen flows at that
- * share and take their rate off every link they cross. Shares only grow as flows freeze,
- * so a lazy heap works: a popped link whose share has grown goes back with the new key.
- * Cost O(flows + links log links) per fill, whatever the number of bottleneck levels. */
+/* Progressive filling: repeatedly take the link with the smallest fair share (remaining
+ * capacity / unfrozen flows), freeze its unfrozen flows at that share and take their rate
+ * off every link they cross. Shares only grow as flows freeze, so a lazy heap works: a
+ * popped link whose share has grown goes back with the new key. Cost O(flows + share
+ * changes x log links), however many bottleneck levels there are. */
 static void fill(flownet *fn)
 {
-    uint32_t na = fn->nact, off = 0;
-    for (uint32_t a = 0; a < na; a++) {
-        uint32_t l = fn->act_link[a], n = fn->link_nflows[l];
-        fn->act_off[a] = fn->act_cur[a] = off;
-        off += n;
-        fn->act_n[a] = n;
-        fn->act_cap[a] = link_cap(fn, l);
-    }
-    fn->act_off[na] = off;
-    for (uint32_t i = 0; i < fn->nshare; i++) {
-        uint32_t s = fn->share[i];
-        flow *fl = &fn->f[s];
-        fl->rate = -1;
-        for (uint32_t k = 0; k < fl->nlink; k++)
-            fn->csr[fn->act_cur[fn->link_apos[fl->link[k]] - 1]++] = s;
-    }
+    if (fn->rebucket || fn->nslot - fn->nlive > fn->nlive) rebucket(fn);
+    /* Locals, so that stores through byte fields don't force reloads of fn's fields. */
+    const uint32_t na = fn->nact, ns = fn->nslot;
+    const uint32_t *act_link = fn->act_link, *act_off = fn->act_off, *csr = fn->csr;
+    uint32_t *act_n = fn->act_n;
+    double *act_cap = fn->act_cap;
+    fhot *hot = fn->hot;
     link_key *h = fn->lheap;
-    for (uint32_t a = 0; a < na; a++) h[a] = (link_key){fn->act_cap[a] / fn->act_n[a], a};
-    for (uint32_t i = na / 2; i-- > 0;) key_sift_down(h, na, i);
-    uint32_t nh = na;
+    uint32_t nh = 0;
+    for (uint32_t a = 0; a < na; a++) {
+        uint32_t l = act_link[a], n = fn->link_nflows[l];
+        act_n[a] = n;
+        act_cap[a] = link_cap(fn, l);
+        if (n) h[nh++] = (link_key){act_cap[a] / n, a};
+    }
+    for (uint32_t i = 0; i < ns; i++) hot[i].frozen = hot[i].nlink == 0; /* holes: done */
+    for (uint32_t i = nh / 2; i-- > 0;) key_sift_down(h, nh, i);
     while (nh > 0) {
         uint32_t a = h[0].a;
-        if (fn->act_n[a] == 0) { /* every flow through it is frozen already */
+        if (act_n[a] == 0) { /* every flow through it is frozen already */
             h[0] = h[--nh];
             key_sift_down(h, nh, 0);
             continue;
         }
-        double cur = fn->act_cap[a] / fn->act_n[a];
+        double cur = act_cap[a] / act_n[a];
         if (cur > h[0].share) { /* stale key: its share grew since it was pushed */
             h[0].share = cur;
             key_sift_down(h, nh, 0);
@@ -225,22 +239,25 @@ static void fill(flownet *fn)
         }
         h[0] = h[--nh];
         key_sift_down(h, nh, 0);
-        for (uint32_t j = fn->act_off[a]; j < fn->act_off[a + 1]; j++) {
-            flow *fl = &fn->f[fn->csr[j]];
-            if (fl->rate >= 0) continue;
-            fl->rate = cur;
-            for (uint32_t k = 0; k < fl->nlink; k++) {
-                uint32_t b = fn->link_apos[fl->link[k]] - 1;
-                fn->act_cap[b] -= cur;
-                fn->act_n[b]--;
+        for (uint32_t j = act_off[a], e = act_off[a + 1]; j < e; j++) {
+            if (j + PREFETCH_AHEAD < e) PREFETCH(&hot[csr[j + PREFETCH_AHEAD]]);
+            fhot *f = &hot[csr[j]];
+            if (f->frozen) continue;
+            f->frozen = 1;
+            f->rate = cur;
+            for (uint32_t k = 0, nl = f->nlink; k < nl; k++) {
+                act_cap[f->apos[k]] -= cur;
+                act_n[f->apos[k]]--;
             }
         }
     }
-    double next = INFINITY;
-    for (uint32_t i = 0; i < fn->nshare; i++) {
-        flow *fl = &fn->f[fn->share[i]];
-        fl->end_s = fn->clock_s + fl->rem_bytes / fl->rate;
-        if (fl->end_s < next) next = fl->end_s;
+    const double clock = fn->clock_s, *rem = fn->rem;
+    double *end = fn->end, next = INFINITY;
+    for (uint32_t i = 0; i < ns; i++) {
+        if (hot[i].nlink == 0) continue;
+        double e = clock + rem[i] / hot[i].rate;
+        end[i] = e;
+        if (e < next) next = e;
     }
     fn->next_end_s = next;
     fn->dirty = 0;
@@ -255,37 +272,64 @@ static void fill(flownet *fn)
         (p) = q_;                                                                          \
     } while (0)
 
-/* Doubles the flow capacity (and the per-active-link scratch with it). */
-static int grow(flownet *fn)
+/* Makes room for `need` sharing flows (and the per-link scratch with them). */
+static int reserve_sharing(flownet *fn, uint32_t need)
 {
-    if (fn->fcap > UINT32_MAX / 8) return -1;
-    uint32_t cap = fn->fcap ? 2 * fn->fcap : FIRST_FLOWS;
-    GROW(fn->f, cap);
-    GROW(fn->share, cap);
+    if (need <= fn->scap) return 0;
+    uint32_t cap = fn->scap ? fn->scap : FIRST_FLOWS;
+    while (cap < need) {
+        if (cap > UINT32_MAX / 16) return -1;
+        cap *= 2;
+    }
+    GROW(fn->hot, cap);
+    GROW(fn->rem, cap);
+    GROW(fn->end, cap);
+    GROW(fn->seq, cap);
+    GROW(fn->id, cap);
+    GROW(fn->link, 4 * (size_t)cap);
     GROW(fn->csr, 4 * (size_t)cap);
-    GROW(fn->jh, cap);
     GROW(fn->done, cap);
+    /* Every link in act_link was brought there by a flow that still holds a slot. */
     uint32_t acap = 4 * cap < fn->nlinks ? 4 * cap : fn->nlinks;
     GROW(fn->act_link, acap);
     GROW(fn->act_cap, acap);
     GROW(fn->act_n, acap);
     GROW(fn->act_off, acap + 1);
-    GROW(fn->act_cur, acap);
     GROW(fn->lheap, acap);
-    fn->fcap = cap;
-    fn->act_cap_n = acap;
+    fn->scap = cap;
+    fn->acap = acap;
     return 0;
 }
 
-static uint32_t alloc_slot(flownet *fn)
+/* Doubles a waiting queue, unwrapping the ring. */
+static int wq_grow(wqueue *q)
 {
-    if (fn->free_head != NONE) {
-        uint32_t s = fn->free_head;
-        fn->free_head = fn->f[s].pos;
-        return s;
-    }
-    if (fn->fused == fn->fcap && grow(fn) != 0) return NONE;
-    return fn->fused++;
+    if (q->cap > UINT32_MAX / 4) return -1;
+    uint32_t cap = q->cap ? 2 * q->cap : FIRST_FLOWS;
+    waiting *e = malloc((size_t)cap * sizeof *e);
+    if (!e) return -1;
+    for (uint32_t i = 0; i < q->n; i++) e[i] = q->e[(q->head + i) & (q->cap - 1)];
+    free(q->e);
+    q->e = e;
+    q->cap = cap;
+    q->head = 0;
+    return 0;
+}
+
+static inline waiting *wq_front(const wqueue *q) { return q->n ? &q->e[q->head] : NULL; }
+static inline waiting *wq_back(const wqueue *q)
+{
+    return q->n ? &q->e[(q->head + q->n - 1) & (q->cap - 1)] : NULL;
+}
+
+/* The queue whose front joins first (ties: the earlier start), or NULL if both are empty. */
+static wqueue *next_join(flownet *fn)
+{
+    waiting *a = wq_front(&fn->wait[0]), *b = wq_front(&fn->wait[1]);
+    if (!a) return b ? &fn->wait[1] : NULL;
+    if (!b) return &fn->wait[0];
+    int first_a = a->join_s < b->join_s || (a->join_s == b->join_s && a->seq < b->seq);
+    return first_a ? &fn->wait[0] : &fn->wait[1];
 }
 
 static void flow_free(void *self)
@@ -298,12 +342,16 @@ static void flow_free(void *self)
     free(fn->act_cap);
     free(fn->act_n);
     free(fn->act_off);
-    free(fn->act_cur);
     free(fn->lheap);
-    free(fn->f);
-    free(fn->share);
+    free(fn->wait[0].e);
+    free(fn->wait[1].e);
+    free(fn->hot);
+    free(fn->rem);
+    free(fn->end);
+    free(fn->seq);
+    free(fn->id);
+    free(fn->link);
     free(fn->csr);
-    free(fn->jh);
     free(fn->done);
     free(fn);
 }
@@ -322,18 +370,84 @@ static void *flow_create(const topo *t, ms_err *err)
         fn->nics_used = (uint32_t)(t->nics_per_node < t->gpus_per_node ? t->nics_per_node
                                                                        : t->gpus_per_node);
     fn->nlinks = 2 * fn->ranks + 2 * (uint32_t)t->nodes * fn->nics_used;
-    fn->lat_local_s = net_local_latency_s(t);
-    fn->lat_cross_s = net_cross_latency_s(t);
-    fn->free_head = NONE;
+    fn->lat_s[0] = net_local_latency_s(t);
+    fn->lat_s[1] = net_cross_latency_s(t);
     fn->next_end_s = INFINITY;
     fn->link_nflows = calloc(fn->nlinks, sizeof *fn->link_nflows);
     fn->link_apos = calloc(fn->nlinks, sizeof *fn->link_apos);
-    if (!fn->link_nflows || !fn->link_apos || grow(fn) != 0) {
+    if (!fn->link_nflows || !fn->link_apos || reserve_sharing(fn, FIRST_FLOWS) != 0 ||
+        wq_grow(&fn->wait[0]) != 0 || wq_grow(&fn->wait[1]) != 0) {
         ms_err_set(err, "out of memory for the flow model's %u links", fn->nlinks);
         flow_free(fn);
         return NULL;
     }
     return fn;
+}
+
+/* ---- moving time ------------------------------------------------------------------------ */
+
+static int done_cmp(const void *x, const void *y)
+{
+    uint64_t a = ((const done_ent *)x)->seq, b = ((const done_ent *)y)->seq;
+    return (a > b) - (a < b);
+}
+
+/* Moves the clock to now_s: drains every sharing flow at its rate and takes out those
+ * ending by now_s (within END_REL_EPS), into fn->done in start order. */
+static void collect_ends(flownet *fn, double now_s)
+{
+    if (fn->dirty) fill(fn);
+    const double dt = now_s - fn->clock_s;
+    const double thr = now_s + END_REL_EPS * fabs(now_s);
+    const uint32_t ns = fn->nslot;
+    const double *end = fn->end;
+    double *rem = fn->rem;
+    fhot *hot = fn->hot;
+    for (uint32_t i = 0; i < ns; i++) {
+        if (hot[i].nlink == 0) continue;
+        if (end[i] <= thr) {
+            for (uint32_t k = 0; k < hot[i].nlink; k++) fn->link_nflows[fn->link[4 * i + k]]--;
+            fn->done[fn->ndone++] = (done_ent){fn->seq[i], fn->id[i]};
+            hot[i].nlink = 0;
+            fn->nlive--;
+            fn->dirty = 1;
+        } else if (dt > 0) {
+            rem[i] -= hot[i].rate * dt;
+            if (rem[i] < 0) rem[i] = 0;
+        }
+    }
+    fn->clock_s = now_s;
+    if (fn->ndone > 1) qsort(fn->done, fn->ndone, sizeof *fn->done, done_cmp);
+}
+
+/* Moves the waiting flows whose latency is paid by now_s into the sharing set. */
+static void join_due(flownet *fn, double now_s)
+{
+    wqueue *q;
+    while ((q = next_join(fn)) && wq_front(q)->join_s <= now_s) {
+        const waiting *w = wq_front(q);
+        uint32_t i = fn->nslot++;
+        fn->nlive++;
+        fn->hot[i].rate = 0;
+        fn->hot[i].nlink = (uint8_t)w->nlink;
+        fn->rem[i] = w->bytes;
+        fn->end[i] = INFINITY;
+        fn->seq[i] = w->seq;
+        fn->id[i] = w->id;
+        for (uint32_t k = 0; k < w->nlink; k++) {
+            uint32_t l = w->link[k];
+            fn->link[4 * i + k] = l;
+            fn->link_nflows[l]++;
+            if (fn->link_apos[l] == 0) {
+                fn->act_link[fn->nact] = l;
+                fn->link_apos[l] = ++fn->nact;
+            }
+        }
+        q->head = (q->head + 1) & (q->cap - 1);
+        q->n--;
+        fn->dirty = 1;
+        fn->rebucket = 1;
+    }
 }
 
 /* ---- the net_ops interface ------------------------------------------------------------- */
@@ -343,25 +457,22 @@ static double flow_xfer(void *self, double now_s, uint32_t id, int src, int dst,
 {
     flownet *fn = self;
     if (src == dst) return now_s;
-    int same = topo_node_of(&fn->t, src) == topo_node_of(&fn->t, dst);
-    double lat = same ? fn->lat_local_s : fn->lat_cross_s;
-    if (!(bytes > 0)) return now_s + lat; /* nothing to share: ends as it would join */
-    uint32_t s = alloc_slot(fn);
-    if (s == NONE) {
-        /* Out of memory and xfer_start cannot fail: degrade to a contention-free end
-         * (the flow's bottleneck alone) rather than lose the transfer. */
-        double bw = same ? fn->t.intra.bw_bytes_per_s
-                         : fmin(fn->t.intra.bw_bytes_per_s, fn->t.nic.bw_bytes_per_s);
-        return now_s + lat + bytes / bw;
+    waiting w;
+    int cls = route(fn, &w, (uint32_t)src, (uint32_t)dst);
+    if (!(bytes > 0)) return now_s + fn->lat_s[cls]; /* nothing to share: ends on joining */
+    wqueue *q = &fn->wait[cls];
+    /* Room now for the flow to join later: advance() cannot fail. */
+    uint32_t flows = fn->nslot + fn->wait[0].n + fn->wait[1].n + 1;
+    if ((q->n == q->cap && wq_grow(q) != 0) || reserve_sharing(fn, flows) != 0) {
+        return NAN; /* out of memory: the engine stops with an error */
     }
-    flow *fl = &fn->f[s];
-    fl->rem_bytes = bytes;
-    fl->rate = 0;
-    fl->end_s = INFINITY;
-    fl->seq = fn->seq++;
-    fl->id = id;
-    route(fn, fl, (uint32_t)src, (uint32_t)dst);
-    join_push(fn, (join_ev){now_s + lat, fl->seq, s});
+    w.join_s = now_s + fn->lat_s[cls];
+    const waiting *back = wq_back(q);
+    if (back && w.join_s < back->join_s) w.join_s = back->join_s; /* starts out of order */
+    w.bytes = bytes;
+    w.seq = fn->nseq++;
+    w.id = id;
+    q->e[(q->head + q->n++) & (q->cap - 1)] = w;
     return -1;
 }
 
@@ -375,48 +486,11 @@ static double flow_next_time(void *self)
 {
     flownet *fn = self;
     if (fn->done_next < fn->ndone) return fn->clock_s; /* a batch is being reported */
-    double join = fn->njh ? fn->jh[0].join_s : INFINITY;
-    if (join <= fn->clock_s) return join; /* joins now: refill after they are in */
+    wqueue *q = next_join(fn);
+    double join = q ? wq_front(q)->join_s : INFINITY;
+    if (join <= fn->clock_s) return join; /* joins now: fill once they are in */
     if (fn->dirty) fill(fn);
     return fmin(fn->next_end_s, join);
-}
-
-static int done_cmp(const void *x, const void *y)
-{
-    uint64_t a = ((const done_ent *)x)->seq, b = ((const done_ent *)y)->seq;
-    return (a > b) - (a < b);
-}
-
-/* Moves the clock to now_s: drains every sharing flow at its rate and takes out those
- * ending by now_s (within END_REL_EPS), into fn->done in start order. */
-static void collect_ends(flownet *fn, double now_s)
-{
-    if (fn->dirty) fill(fn);
-    double dt = now_s - fn->clock_s;
-    double thr = now_s + END_REL_EPS * fabs(now_s);
-    uint32_t i = 0;
-    while (i < fn->nshare) {
-        uint32_t s = fn->share[i];
-        flow *fl = &fn->f[s];
-        if (fl->end_s <= thr) {
-            for (uint32_t k = 0; k < fl->nlink; k++) link_remove(fn, fl->link[k]);
-            fn->done[fn->ndone++] = (done_ent){fl->seq, fl->id};
-            uint32_t last = fn->share[--fn->nshare];
-            fn->share[i] = last;
-            fn->f[last].pos = i;
-            fl->pos = fn->free_head;
-            fn->free_head = s;
-            fn->dirty = 1;
-            continue;
-        }
-        if (dt > 0) {
-            fl->rem_bytes -= fl->rate * dt;
-            if (fl->rem_bytes < 0) fl->rem_bytes = 0;
-        }
-        i++;
-    }
-    fn->clock_s = now_s;
-    if (fn->ndone > 1) qsort(fn->done, fn->ndone, sizeof *fn->done, done_cmp);
 }
 
 static int flow_advance(void *self, double now_s, uint32_t *done, int max)
@@ -428,14 +502,7 @@ static int flow_advance(void *self, double now_s, uint32_t *done, int max)
         /* Dirty at the same instant means the ends at now_s were taken already and no
          * fill has run since, so no new end can be due. */
         if (!(fn->dirty && now_s == fn->clock_s)) collect_ends(fn, now_s);
-        while (fn->njh > 0 && fn->jh[0].join_s <= now_s) {
-            uint32_t s = join_pop(fn).slot;
-            flow *fl = &fn->f[s];
-            fl->pos = fn->nshare;
-            fn->share[fn->nshare++] = s;
-            for (uint32_t k = 0; k < fl->nlink; k++) link_add(fn, fl->link[k]);
-            fn->dirty = 1;
-        }
+        join_due(fn, now_s);
     }
     uint32_t n = fn->ndone - fn->done_next;
     if (max < 0) max = 0;

@@ -10,10 +10,6 @@
 #include "ir/tg.h"
 #include "sim/net.h"
 
-/* The flow-level model (sim/net_flow.c, docs/SIM.md "flow"). Declared here until net.h
- * lists it beside net_analytic. */
-extern const net_ops net_flow;
-
 /* Route latencies as the analytic model sums them (seconds): up to the node switch and
  * down inside a node (2 x intra); GPU link, NIC, NIC, GPU link across nodes
  * (2 x intra + 2 x NIC). */
