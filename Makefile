@@ -72,6 +72,7 @@ bench: all $(BENCH_BIN)
 	@for b in $(BENCH_BIN); do echo "== $$b"; $$b || exit 1; done
 
 demo: all
+	@mkdir -p out
 	$(B)/moesched sim --graph traces/examples/two-layer-dep.tg --topo dgx-h100-1x8 \
 	    --trace out/demo-trace.json
 
