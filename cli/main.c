@@ -15,6 +15,7 @@ static const command commands[] = {
     {"graph", cmd_graph, "check a task graph and write it in canonical form"},
     {"topo", cmd_topo, "resolve and print a topology (name, file or generated spec)"},
     {"db", cmd_db, "list or build a cost database"},
+    {"solve", cmd_solve, "choose a DEP schedule (split, micro-batches, chunks, order)"},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 

@@ -679,6 +679,17 @@ int cdb_has_device(const cdb *db, const char *device)
     return find_device(db, device) != NULL;
 }
 
+int cdb_device_memory(const cdb *db, const char *device, double *bytes, ms_err *err)
+{
+    const dev_rec *d = find_device(db, device);
+    if (!d) return ms_err_set(err, "device '%s' is not in the cost database %s", device, db->path);
+    if (!(d->memory_bytes > 0))
+        return ms_err_set(err, "device '%s' has no memory_bytes in the cost database %s", device,
+                          db->path);
+    *bytes = d->memory_bytes;
+    return 0;
+}
+
 static const model_rec *find_best(const cdb *db, const char *device, const char *op)
 {
     size_t lo = 0, hi = db->nbest;

@@ -54,6 +54,10 @@ int cdb_time(const cdb *db, const char *device, const char *op, const int64_t *a
 /* Does the database know this device at all? */
 int cdb_has_device(const cdb *db, const char *device);
 
+/* Memory of one device in bytes (column memory_bytes). Returns 0, or -1 with err when the
+ * device is unknown or its memory is not recorded. */
+int cdb_device_memory(const cdb *db, const char *device, double *bytes, ms_err *err);
+
 /* The model chosen for (device, op), for reports. Returns NULL if none. The record and its
  * strings belong to db and live until cdb_close. For a piecewise model alpha_s and
  * beta_s_per_x are the row's values (0 when NULL; they are not used to compute times) and

@@ -1,0 +1,593 @@
+/* solve_dep: dispatches a request to Algorithm 1 (alg1.c), the simulator-verified local
+ * search, brute force, or MegaScale-Infer's PPPipe planner. Every schedule these choose
+ * is judged by simulation (solve_simulate), never by a cost model alone.
+ * docs/SOLVER.md, sections "Search" and "PPPipe planner". */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "solver/solver_internal.h"
+
+#define R2_MAX SOLVE_ALG1_MAX_R2 /* largest token-chunk count tried (as alg1) */
+#define SEARCH_MAX_R1 (2 * SOLVE_ALG1_MAX_R1) /* micro-batches: twice alg1's range */
+#define SEARCH_SPLITS 3         /* splits whose alg1 answer the search refines (auto) */
+#define SEARCH_MAX_SIMS 240     /* simulations of the local search, all splits together */
+#define SEARCH_BUDGET_S 1.5     /* wall-clock budget of the local search */
+#define EXHAUSTIVE_MAX_SIMS 5000 /* exhaustive refuses larger spaces */
+#define PPPIPE_MAX_R1 4         /* MegaScale-Infer's m <= 4 */
+#define PPPIPE_SPLITS 3         /* splits the planner explores fully (auto) */
+#define PPPIPE_MAX_SIMS 400
+
+/* One evaluated schedule. tps < 0: infeasible (the builder or simulator refused it). */
+typedef struct cand {
+    int ag, ma, r1, r2;
+    wl_order order;
+    double tps; /* simulated tokens/s */
+} cand;
+
+/* The space of one split: r1 * ma <= mem (Algorithm 1's M_max), ma <= ma_hi (tokens of a
+ * micro-batch), r1 <= r1_hi. Fixed fields of the request override these. */
+typedef struct limits {
+    int mem, ma_hi, r1_hi;
+} limits;
+
+typedef struct ctx {
+    const solve_request *rq;
+    int sims, max_sims;
+    double deadline; /* monotonic seconds; evaluations stop after it */
+    cand *seen;      /* every schedule simulated so far (a small linear cache) */
+    size_t n, cap;
+    ms_err last;     /* the last refusal, reported when nothing is feasible */
+} ctx;
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int same(const cand *a, const cand *b)
+{
+    return a->ag == b->ag && a->ma == b->ma && a->r1 == b->r1 && a->r2 == b->r2 &&
+           a->order == b->order;
+}
+
+static const cand *cached(const ctx *c, const cand *x)
+{
+    for (size_t i = 0; i < c->n; i++)
+        if (same(&c->seen[i], x)) return &c->seen[i];
+    return NULL;
+}
+
+static int remember(ctx *c, const cand *x, ms_err *err)
+{
+    if (c->n == c->cap) {
+        size_t cap = c->cap ? 2 * c->cap : 256;
+        cand *s = realloc(c->seen, cap * sizeof *s);
+        if (!s) return ms_err_set(err, "out of memory in the schedule search");
+        c->seen = s, c->cap = cap;
+    }
+    c->seen[c->n++] = *x;
+    return 0;
+}
+
+static void to_params(const ctx *c, const cand *x, wl_dep_params *p)
+{
+    wl_dep_defaults(p);
+    p->sched = c->rq->sched;
+    p->ag = x->ag, p->eg = topo_ranks(c->rq->t) - x->ag;
+    p->seq = c->rq->seq, p->phase = c->rq->phase;
+    p->r1 = x->r1, p->ma = x->ma, p->r2 = x->r2, p->order = x->order;
+    p->route = NULL;
+}
+
+static void from_params(const wl_dep_params *p, double tps, cand *x)
+{
+    x->ag = p->ag, x->ma = p->ma, x->r1 = p->r1, x->r2 = p->r2, x->order = p->order;
+    x->tps = tps;
+}
+
+/* Simulates x (once: results are cached). Returns its tokens/s, -1 if infeasible or the
+ * budget (simulations or time) is spent (then *spent is set), or -2 on a hard error. */
+static double eval(ctx *c, cand x, int *spent, ms_err *err)
+{
+    const cand *h = cached(c, &x);
+    if (h) return h->tps;
+    if (c->sims >= c->max_sims || (c->deadline > 0 && now_s() > c->deadline)) {
+        if (spent) *spent = 1;
+        return -1;
+    }
+    wl_dep_params p;
+    to_params(c, &x, &p);
+    ms_err e = {{0}};
+    double tps = -1;
+    c->sims++;
+    if (solve_simulate(c->rq, &p, &tps, &e) != 0) {
+        c->last = e;
+        tps = -1;
+    }
+    x.tps = tps;
+    if (remember(c, &x, err) != 0) return -2;
+    return tps;
+}
+
+/* Tokens of one micro-batch on one attention rank: r2 must divide this. */
+static long long mb_tokens(const solve_request *rq, int ma)
+{
+    return (long long)ma * (rq->phase == WL_DECODE ? 1 : rq->seq);
+}
+
+/* Divisors of n up to R2_MAX, ascending, into d[R2_MAX]; returns the count. */
+static int divisors(long long n, int *d)
+{
+    int k = 0;
+    for (int r = 1; r <= R2_MAX && r <= n; r++)
+        if (n % r == 0) d[k++] = r;
+    return k;
+}
+
+/* The divisor of ma's micro-batch closest (in ratio) to r2_want. */
+static int nearest_r2(const solve_request *rq, int ma, double r2_want)
+{
+    int d[R2_MAX], k = divisors(mb_tokens(rq, ma), d), best = 1;
+    double bd = INFINITY;
+    for (int i = 0; i < k; i++) {
+        double dist = fabs(log((double)d[i] / r2_want));
+        if (dist < bd - 1e-12) bd = dist, best = d[i];
+    }
+    return best;
+}
+
+static int max1(int x) { return x > 1 ? x : 1; }
+
+/* Largest free ma for r1, and largest free r1 for ma, within lim. */
+static int ma_top(const limits *lim, int r1)
+{
+    int v = max1(lim->mem / r1);
+    return v < lim->ma_hi ? v : lim->ma_hi;
+}
+static int r1_top(const limits *lim, int ma)
+{
+    int v = max1(lim->mem / ma);
+    return v < lim->r1_hi ? v : lim->r1_hi;
+}
+
+/* Does x honour the request's fixed fields and the split's limits (free fields only)? */
+static int allowed(const solve_request *rq, const cand *x, const limits *lim)
+{
+    if (x->ma < 1 || x->r1 < 1 || x->r2 < 1 || x->r2 > R2_MAX) return 0;
+    if (rq->fix_ma && x->ma != rq->fix_ma) return 0;
+    if (rq->fix_r1 && x->r1 != rq->fix_r1) return 0;
+    if (rq->fix_r2 && x->r2 != rq->fix_r2) return 0;
+    if (rq->fix_order && (int)x->order != rq->fix_order - 1) return 0;
+    if (!rq->fix_ma && x->ma > ma_top(lim, rq->fix_r1 ? x->r1 : 1)) return 0;
+    if (!rq->fix_r1 && x->r1 > r1_top(lim, x->ma)) return 0;
+    return mb_tokens(rq, x->ma) % x->r2 == 0;
+}
+
+/* The request with one split filled in. */
+static solve_request with_split(const solve_request *rq, int ag)
+{
+    solve_request r = *rq;
+    r.ag = ag, r.eg = topo_ranks(rq->t) - ag;
+    return r;
+}
+
+/* Splits to consider: the request's, or every ag = 1..P-1 with eg <= E. Returns count. */
+static int splits(const solve_request *rq, int *ag)
+{
+    if (rq->ag > 0) {
+        ag[0] = rq->ag;
+        return 1;
+    }
+    int P = topo_ranks(rq->t), k = 0;
+    for (int a = 1; a < P; a++)
+        if (P - a <= rq->m->routed_experts) ag[k++] = a;
+    return k;
+}
+
+/* Algorithm 1's model of one split (for its memory limit M_max), and the limits. */
+static int fit_split(const solve_request *rq, int ag, int r1_hi, solve_alg1_model *mdl,
+                     limits *lim, ms_err *err)
+{
+    solve_request r = with_split(rq, ag);
+    r.sched = WL_DEP_FINDEP;
+    if (solve_alg1_fit(&r, mdl, err) != 0) return -1;
+    lim->mem = max1(mdl->ma_max);
+    lim->ma_hi = max1((int)(SOLVE_ALG1_MAX_MB_TOKENS / mb_tokens(rq, 1)));
+    lim->r1_hi = r1_hi;
+    return 0;
+}
+
+/* Fills out from the chosen candidate: simulates it once more, with its bound. */
+static int finish(ctx *c, const cand *best, solve_result *out, ms_err *err)
+{
+    to_params(c, best, &out->p);
+    double tps = 0, bound = 0;
+    if (solve_simulate_bound(c->rq, &out->p, &tps, &bound, err) != 0) return -1;
+    c->sims++;
+    out->throughput_tokens_per_s = tps;
+    out->bound_tokens_per_s = bound;
+    out->predicted_tokens_per_s = tps;
+    out->simulations = c->sims;
+    return 0;
+}
+
+/* ---- search -------------------------------------------------------------------- */
+
+/* First-improvement hill climbing from *best over (ma, r1, r2, order), split held;
+ * *best is updated in place. Stops at a local optimum or when the budget is spent. */
+static int climb(ctx *c, cand *best, const limits *lim, ms_err *err)
+{
+    const solve_request *rq = c->rq;
+    for (;;) {
+        cand nb[32];
+        int n = 0;
+        cand b = *best;
+        /* r1: filling memory, one more or less */
+        nb[n] = b, nb[n++].r1 = r1_top(lim, b.ma);
+        nb[n] = b, nb[n++].r1 = b.r1 + 1;
+        nb[n] = b, nb[n++].r1 = b.r1 - 1;
+        /* r2: neighbouring divisors, and double / half */
+        int d[R2_MAX], k = divisors(mb_tokens(rq, b.ma), d);
+        for (int i = 0; i < k; i++)
+            if (d[i] == b.r2) {
+                if (i + 1 < k) nb[n] = b, nb[n++].r2 = d[i + 1];
+                if (i > 0) nb[n] = b, nb[n++].r2 = d[i - 1];
+            }
+        nb[n] = b, nb[n++].r2 = b.r2 * 2;
+        if (b.r2 % 2 == 0) nb[n] = b, nb[n++].r2 = b.r2 / 2;
+        /* order */
+        nb[n] = b, nb[n++].order = b.order == WL_ORDER_ASAS ? WL_ORDER_AASS : WL_ORDER_ASAS;
+        /* ma: x2, /2, +-1; r1 refilled to memory or kept; r2 keeps the chunk size */
+        int mas[4] = {b.ma * 2, b.ma / 2, b.ma + 1, b.ma - 1};
+        for (int i = 0; i < 4; i++) {
+            int ma = mas[i];
+            if (ma < 1) continue;
+            cand x = b;
+            x.ma = ma;
+            x.r2 = rq->fix_r2 ? rq->fix_r2 : nearest_r2(rq, ma, (double)b.r2 * ma / b.ma);
+            if (!rq->fix_r1) x.r1 = r1_top(lim, ma);
+            nb[n++] = x;
+            if (!rq->fix_r1 && b.r1 < x.r1) x.r1 = b.r1, nb[n++] = x;
+        }
+        int moved = 0, spent = 0;
+        for (int i = 0; i < n && !moved && !spent; i++) {
+            if (!allowed(rq, &nb[i], lim)) continue;
+            double tps = eval(c, nb[i], &spent, err);
+            if (tps == -2) return -1;
+            if (tps > best->tps * (1 + 1e-9)) *best = nb[i], best->tps = tps, moved = 1;
+        }
+        if (!moved || spent) return 0;
+    }
+}
+
+/* One split to refine: alg1's schedule on it (predicted rate) and the split's limits. */
+typedef struct start {
+    wl_dep_params p;
+    double rate; /* alg1's closed-form tokens/s */
+    limits lim;
+} start;
+
+static int by_rate_desc(const void *a, const void *b)
+{
+    const start *x = a, *y = b;
+    if (x->rate != y->rate) return x->rate < y->rate ? 1 : -1;
+    return x->p.ag - y->p.ag;
+}
+
+/* alg1's schedule on every split of rq (one, or all when auto), best predicted first.
+ * Returns the count with *out allocated, or -1 with err when no split is feasible. */
+static int alg1_starts(const solve_request *rq, start **out, ms_err *err)
+{
+    int P = topo_ranks(rq->t);
+    int *ag = malloc((size_t)P * sizeof *ag);
+    start *s = malloc((size_t)P * sizeof *s);
+    if (!ag || !s) {
+        free(ag), free(s);
+        return ms_err_set(err, "out of memory in the schedule search");
+    }
+    int n = splits(rq, ag), k = 0;
+    ms_err e = {{0}};
+    for (int i = 0; i < n; i++) {
+        solve_alg1_model mdl;
+        double mk = 0;
+        solve_request r = with_split(rq, ag[i]);
+        wl_dep_defaults(&s[k].p);
+        if (fit_split(rq, ag[i], SEARCH_MAX_R1, &mdl, &s[k].lim, &e) != 0 ||
+            solve_alg1_search(&mdl, &r, &s[k].p, &mk, &e) != 0)
+            continue;
+        s[k].p.sched = WL_DEP_FINDEP, s[k].p.ag = r.ag, s[k].p.eg = r.eg;
+        s[k].p.seq = rq->seq, s[k].p.phase = rq->phase, s[k].p.route = NULL;
+        s[k].rate = (double)s[k].p.r1 * s[k].p.ma * r.ag * mdl.tokens_per_sample / mk;
+        k++;
+    }
+    free(ag);
+    if (k == 0) {
+        free(s);
+        *err = e;
+        if (!err->msg[0]) ms_err_set(err, "no (ag, eg) split fits %d ranks", P);
+        return -1;
+    }
+    qsort(s, (size_t)k, sizeof *s, by_rate_desc);
+    *out = s;
+    return k;
+}
+
+static int run_search(ctx *c, solve_result *out, double t0, ms_err *err)
+{
+    const solve_request *rq = c->rq;
+    solve_result a; /* alg1's own answer: the search never returns anything worse */
+    if (solve_alg1(rq, &a, err) != 0) return -1;
+    start *s = NULL;
+    int n = alg1_starts(rq, &s, err);
+    if (n < 0) return -1;
+    cand best;
+    from_params(&a.p, a.throughput_tokens_per_s, &best);
+    int rc = remember(c, &best, err);
+    /* refine the best few splits by alg1's estimate, always including alg1's own */
+    int k = n < SEARCH_SPLITS ? n : SEARCH_SPLITS, has = 0;
+    for (int i = 0; i < k; i++) has |= s[i].p.ag == a.p.ag;
+    for (int i = k; i < n && !has; i++)
+        if (s[i].p.ag == a.p.ag) s[k - 1] = s[i], has = 1;
+    c->deadline = t0 + SEARCH_BUDGET_S;
+    for (int i = 0; i < k && rc == 0; i++) {
+        cand x;
+        from_params(&s[i].p, 0, &x);
+        /* an even share of the simulations left for each remaining split */
+        c->max_sims = c->sims + (SEARCH_MAX_SIMS - c->sims) / (k - i);
+        x.tps = eval(c, x, NULL, err);
+        if (x.tps == -2) rc = -1;
+        if (rc == 0 && x.tps > 0) rc = climb(c, &x, &s[i].lim, err);
+        if (x.tps > best.tps) best = x;
+    }
+    free(s);
+    if (rc != 0) return -1;
+    cand alg1;
+    from_params(&a.p, a.throughput_tokens_per_s, &alg1);
+    if (same(&best, &alg1)) {
+        /* nothing beat alg1: keep its answer as it is */
+        *out = a;
+        out->predicted_tokens_per_s = out->throughput_tokens_per_s;
+        out->simulations = a.simulations + c->sims;
+        return 0;
+    }
+    rc = finish(c, &best, out, err);
+    out->simulations += a.simulations;
+    return rc;
+}
+
+/* ---- exhaustive ---------------------------------------------------------------- */
+
+/* Visits every schedule of the space in a fixed order, or only counts them (best NULL).
+ * Returns the count, or -1 on a hard error. */
+static long long enumerate(ctx *c, const int *ag, const limits *lim, int nsplit, cand *best,
+                           ms_err *err)
+{
+    const solve_request *rq = c->rq;
+    long long count = 0;
+    for (int s = 0; s < nsplit; s++) {
+        int ma_lo = rq->fix_ma ? rq->fix_ma : 1;
+        int ma_hi = rq->fix_ma ? rq->fix_ma : ma_top(&lim[s], rq->fix_r1 ? rq->fix_r1 : 1);
+        for (int ma = ma_lo; ma <= ma_hi; ma++) {
+            int r1_lo = rq->fix_r1 ? rq->fix_r1 : 1;
+            int r1_hi = rq->fix_r1 ? rq->fix_r1 : r1_top(&lim[s], ma);
+            int d[R2_MAX], nd = divisors(mb_tokens(rq, ma), d);
+            if (rq->fix_r2) nd = 1, d[0] = rq->fix_r2;
+            for (int r1 = r1_lo; r1 <= r1_hi; r1++)
+                for (int i = 0; i < nd; i++)
+                    for (int o = 0; o < 2; o++) {
+                        if (rq->fix_order && o != rq->fix_order - 1) continue;
+                        count++;
+                        if (!best) continue;
+                        cand x = {ag[s], ma, r1, d[i], (wl_order)o, 0};
+                        double tps = eval(c, x, NULL, err);
+                        if (tps == -2) return -1;
+                        if (tps > best->tps) *best = x, best->tps = tps;
+                    }
+            if (!best && count > EXHAUSTIVE_MAX_SIMS) return count; /* enough to refuse */
+        }
+    }
+    return count;
+}
+
+/* The splits of rq that alg1 can model, with their limits. Returns the count (> 0), or -1
+ * with err. *ag and *lim are allocated. */
+static int fitted_splits(const solve_request *rq, int r1_hi, int **ag_out, limits **lim_out,
+                         ms_err *err)
+{
+    int P = topo_ranks(rq->t);
+    int *ag = malloc((size_t)P * sizeof *ag);
+    limits *lim = malloc((size_t)P * sizeof *lim);
+    if (!ag || !lim) {
+        free(ag), free(lim);
+        return ms_err_set(err, "out of memory in the schedule search");
+    }
+    int n = splits(rq, ag), k = 0;
+    ms_err e = {{0}};
+    for (int i = 0; i < n; i++) {
+        solve_alg1_model mdl;
+        if (fit_split(rq, ag[i], r1_hi, &mdl, &lim[k], &e) == 0) ag[k++] = ag[i];
+    }
+    if (k == 0) {
+        free(ag), free(lim);
+        *err = e;
+        if (!err->msg[0]) ms_err_set(err, "no (ag, eg) split fits %d ranks", P);
+        return -1;
+    }
+    *ag_out = ag, *lim_out = lim;
+    return k;
+}
+
+static int run_exhaustive(ctx *c, solve_result *out, ms_err *err)
+{
+    int *ag;
+    limits *lim;
+    int k = fitted_splits(c->rq, SEARCH_MAX_R1, &ag, &lim, err), rc = -1;
+    if (k < 0) return -1;
+    long long space = enumerate(c, ag, lim, k, NULL, err);
+    cand best = {0, 0, 0, 0, WL_ORDER_ASAS, -1};
+    if (space > EXHAUSTIVE_MAX_SIMS) {
+        ms_err_set(err, "exhaustive search would need more than %d simulations (its limit); "
+                        "hold some of --ag/--eg, --r1, --ma, --r2, --order, or use --method "
+                        "search",
+                   EXHAUSTIVE_MAX_SIMS);
+        goto out;
+    }
+    c->max_sims = EXHAUSTIVE_MAX_SIMS;
+    if (enumerate(c, ag, lim, k, &best, err) < 0) goto out;
+    if (best.tps <= 0) {
+        *err = c->last;
+        ms_err_prefix(err, "no schedule in the exhaustive space is feasible; the last one");
+        goto out;
+    }
+    rc = finish(c, &best, out, err);
+out:
+    free(ag), free(lim);
+    return rc;
+}
+
+/* ---- PPPipe planner ------------------------------------------------------------ */
+
+/* Best (r1 <= 4, ma) on one split; *best updated when beaten. */
+static int plan_split(ctx *c, int ag, const limits *lim, cand *best, ms_err *err)
+{
+    const solve_request *rq = c->rq;
+    int r1_lo = rq->fix_r1 ? rq->fix_r1 : 1, r1_hi = rq->fix_r1 ? rq->fix_r1 : PPPIPE_MAX_R1;
+    for (int r1 = r1_lo; r1 <= r1_hi; r1++) {
+        int ma_hi = rq->fix_ma ? rq->fix_ma : ma_top(lim, r1);
+        /* throughput rises with ma: try the largest that fits, a ladder below it (down to
+         * an eighth), then refine around the best rung */
+        cand top = {ag, ma_hi, r1, 1, WL_ORDER_ASAS, -1};
+        for (int ma = ma_hi; ma >= 1; ma = ma * 3 / 4 < ma - 1 ? ma * 3 / 4 : ma - 1) {
+            cand x = {ag, ma, r1, 1, WL_ORDER_ASAS, 0};
+            double tps = eval(c, x, NULL, err);
+            if (tps == -2) return -1;
+            if (tps > top.tps) top = x, top.tps = tps;
+            if (rq->fix_ma || ma <= ma_hi / 8) break;
+        }
+        for (int step = 1; !rq->fix_ma && step <= 2 && top.tps > 0; step++)
+            for (int sgn = -1; sgn <= 1; sgn += 2) {
+                cand x = top;
+                x.ma = top.ma + sgn * step;
+                if (x.ma < 1 || x.ma > ma_hi) continue;
+                double tps = eval(c, x, NULL, err);
+                if (tps == -2) return -1;
+                if (tps > top.tps) top = x, top.tps = tps;
+            }
+        if (top.tps > best->tps) *best = top;
+    }
+    return 0;
+}
+
+static int run_pppipe(ctx *c, solve_result *out, ms_err *err)
+{
+    const solve_request *rq = c->rq;
+    if (rq->fix_r2 > 1)
+        return ms_err_set(err, "pppipe does not chunk tokens: r2 is 1 (got --r2 %d)",
+                          rq->fix_r2);
+    if (rq->fix_order)
+        return ms_err_set(err, "the AG order (asas/aass) applies to findep only");
+    int *ag;
+    limits *lim;
+    int k = fitted_splits(rq, PPPIPE_MAX_R1, &ag, &lim, err), rc = -1;
+    if (k < 0) return -1;
+    c->max_sims = PPPIPE_MAX_SIMS;
+    cand best = {0, 0, 0, 0, WL_ORDER_ASAS, -1};
+    if (k > PPPIPE_SPLITS) {
+        /* auto split: rank the splits by one schedule each (the deepest pipeline that
+         * fits), then plan the best few fully */
+        double *first = malloc((size_t)k * sizeof *first);
+        if (!first) {
+            ms_err_set(err, "out of memory in the PPPipe planner");
+            goto out;
+        }
+        for (int i = 0; i < k; i++) {
+            int r1 = rq->fix_r1 ? rq->fix_r1 : PPPIPE_MAX_R1;
+            int ma = rq->fix_ma ? rq->fix_ma : ma_top(&lim[i], r1);
+            first[i] = eval(c, (cand){ag[i], ma, r1, 1, WL_ORDER_ASAS, 0}, NULL, err);
+            if (first[i] == -2) {
+                free(first);
+                goto out;
+            }
+        }
+        for (int i = 0; i < PPPIPE_SPLITS; i++) { /* partial selection sort, best first */
+            int b = i;
+            for (int j = i + 1; j < k; j++)
+                if (first[j] > first[b]) b = j;
+            double tf = first[i];
+            first[i] = first[b], first[b] = tf;
+            int ta = ag[i];
+            ag[i] = ag[b], ag[b] = ta;
+            limits tl = lim[i];
+            lim[i] = lim[b], lim[b] = tl;
+        }
+        free(first);
+        k = PPPIPE_SPLITS;
+    }
+    for (int i = 0; i < k; i++)
+        if (plan_split(c, ag[i], &lim[i], &best, err) != 0) goto out;
+    if (best.tps <= 0) {
+        *err = c->last;
+        ms_err_prefix(err, "no PPPipe schedule is feasible; the last one");
+        goto out;
+    }
+    rc = finish(c, &best, out, err);
+out:
+    free(ag), free(lim);
+    return rc;
+}
+
+/* ---- entry --------------------------------------------------------------------- */
+
+static int check_request(const solve_request *rq, ms_err *err)
+{
+    if (!rq || !rq->m || !rq->t || !rq->db)
+        return ms_err_set(err, "solve: the request needs a model, a topology and a cost DB");
+    if (rq->sched != WL_DEP_FINDEP && rq->sched != WL_DEP_PPPIPE)
+        return ms_err_set(err, "solve: schedule '%s' cannot be solved (known: findep, pppipe)",
+                          wl_dep_sched_name(rq->sched));
+    if (rq->method != SOLVE_ALG1 && rq->method != SOLVE_SEARCH &&
+        rq->method != SOLVE_EXHAUSTIVE)
+        return ms_err_set(err, "solve: unknown method %d", (int)rq->method);
+    if (rq->seq < 1) return ms_err_set(err, "--seq must be at least 1 (got %d)", rq->seq);
+    int P = topo_ranks(rq->t);
+    if (P < 2) return ms_err_set(err, "DEP needs at least 2 ranks; %s has %d", rq->t->name, P);
+    if ((rq->ag == 0) != (rq->eg == 0) || rq->ag < 0 || rq->eg < 0)
+        return ms_err_set(err, "--ag and --eg are given together (or both 0 to choose the "
+                               "split); got %d and %d", rq->ag, rq->eg);
+    if (rq->ag > 0 && rq->ag + rq->eg != P)
+        return ms_err_set(err, "--ag %d + --eg %d must equal the topology's ranks (%s has %d)",
+                          rq->ag, rq->eg, rq->t->name, P);
+    if (rq->fix_r1 < 0 || rq->fix_ma < 0 || rq->fix_r2 < 0 || rq->fix_order < 0 ||
+        rq->fix_order > 2)
+        return ms_err_set(err, "solve: fixed fields must be 0 (free) or positive (order 1 or 2)");
+    if (rq->fix_r2 && rq->fix_ma && mb_tokens(rq, rq->fix_ma) % rq->fix_r2 != 0)
+        return ms_err_set(err, "--r2 %d does not divide the %lld tokens of a micro-batch",
+                          rq->fix_r2, mb_tokens(rq, rq->fix_ma));
+    return 0;
+}
+
+int solve_dep(const solve_request *rq, solve_result *out, ms_err *err)
+{
+    if (check_request(rq, err) != 0) return -1;
+    double t0 = now_s();
+    ctx c;
+    memset(&c, 0, sizeof c);
+    c.rq = rq;
+    c.max_sims = SEARCH_MAX_SIMS;
+    solve_result r;
+    memset(&r, 0, sizeof r);
+    int rc;
+    if (rq->sched == WL_DEP_PPPIPE) rc = run_pppipe(&c, &r, err);
+    else if (rq->method == SOLVE_ALG1) rc = solve_alg1(rq, &r, err);
+    else if (rq->method == SOLVE_EXHAUSTIVE) rc = run_exhaustive(&c, &r, err);
+    else rc = run_search(&c, &r, t0, err);
+    free(c.seen);
+    if (rc != 0) return -1;
+    r.solve_wall_s = now_s() - t0;
+    *out = r;
+    return 0;
+}
