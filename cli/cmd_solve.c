@@ -36,7 +36,8 @@ static void usage(FILE *f)
             "  --split auto        choose the split (the default when --ag/--eg are absent)\n"
             "  --method M          search (default: simulator-verified local search from\n"
             "                      alg1's answer) | alg1 (FinDEP's Algorithm 1) | exhaustive\n"
-            "                      (brute force, small instances only)\n"
+            "                      (brute force, small instances only); findep only: pppipe\n"
+            "                      always uses its planner (r1 <= 4, r2 = 1)\n"
             "  --r1 N --ma N       hold the micro-batches / samples per micro-batch per AG rank\n"
             "  --r2 N              hold the token chunks per micro-batch (findep)\n"
             "  --order O           hold the AG order: asas | aass (findep)\n"
@@ -49,9 +50,12 @@ static void usage(FILE *f)
             ms_default_db());
 }
 
-static const char *method_name(solve_method m)
+/* pppipe requests always go to the PPPipe planner, whatever the method. */
+static const char *method_name(const solve_request *rq)
 {
-    return m == SOLVE_ALG1 ? "alg1" : m == SOLVE_EXHAUSTIVE ? "exhaustive" : "search";
+    if (rq->sched == WL_DEP_PPPIPE) return "pppipe-planner";
+    return rq->method == SOLVE_ALG1 ? "alg1" : rq->method == SOLVE_EXHAUSTIVE ? "exhaustive"
+                                                                             : "search";
 }
 
 /* Tokens per expert per chunk: m_e of FinDEP's conservation ma*ag*top_k*S = m_e*r2*E. */
@@ -76,7 +80,7 @@ static void print_json(const solve_request *rq, const solve_result *r, const mod
     ms_json_kstr(&j, "topology", rq->t->name);
     ms_json_kint(&j, "seq", p->seq);
     ms_json_kstr(&j, "phase", p->phase == WL_DECODE ? "decode" : "prefill");
-    ms_json_kstr(&j, "method", method_name(rq->method));
+    ms_json_kstr(&j, "method", method_name(rq));
     ms_json_kstr(&j, "network", rq->net ? rq->net->name : "analytic");
     ms_json_kint(&j, "ag", p->ag);
     ms_json_kint(&j, "eg", p->eg);
@@ -106,11 +110,13 @@ static void print_text(const solve_request *rq, const solve_result *r, const mod
     printf("workload        dep %s, %s (%d layers), %s, seq=%d %s\n",
            wl_dep_sched_name(p->sched), m->name, m->layers, rq->t->name, p->seq,
            p->phase == WL_DECODE ? "decode" : "prefill");
-    printf("method          %s: %d simulation%s in %.3f s\n", method_name(rq->method),
+    printf("method          %s: %d simulation%s in %.3f s\n", method_name(rq),
            r->simulations, r->simulations == 1 ? "" : "s", r->solve_wall_s);
-    printf("schedule        ag=%d eg=%d r1=%d ma=%d r2=%d m_e=%.6g order=%s\n", p->ag, p->eg,
-           p->r1, p->ma, p->r2, tokens_per_expert_chunk(p, m),
-           p->order == WL_ORDER_AASS ? "aass" : "asas");
+    printf("schedule        ag=%d eg=%d r1=%d ma=%d r2=%d m_e=%.6g", p->ag, p->eg, p->r1, p->ma,
+           p->r2, tokens_per_expert_chunk(p, m));
+    if (p->sched == WL_DEP_FINDEP)
+        printf(" order=%s", p->order == WL_ORDER_AASS ? "aass" : "asas");
+    printf("\n");
     printf("makespan        %.3f us for %.0f tokens\n", tokens / r->throughput_tokens_per_s * 1e6,
            tokens);
     printf("throughput      %.6g tokens/s (simulated)\n", r->throughput_tokens_per_s);

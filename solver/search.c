@@ -13,7 +13,7 @@
 #define SEARCH_MAX_R1 (2 * SOLVE_ALG1_MAX_R1) /* micro-batches: twice alg1's range */
 #define SEARCH_SPLITS 3         /* splits whose alg1 answer the search refines (auto) */
 #define SEARCH_MAX_SIMS 240     /* simulations of the local search, all splits together */
-#define SEARCH_BUDGET_S 1.5     /* wall-clock budget of the local search */
+#define SEARCH_BUDGET_S 1.2     /* wall-clock budget of search and the PPPipe planner */
 #define EXHAUSTIVE_MAX_SIMS 5000 /* exhaustive refuses larger spaces */
 #define PPPIPE_MAX_R1 4         /* MegaScale-Infer's m <= 4 */
 #define PPPIPE_SPLITS 3         /* splits the planner explores fully (auto) */
@@ -201,16 +201,19 @@ static int fit_split(const solve_request *rq, int ag, int r1_hi, solve_alg1_mode
     return 0;
 }
 
-/* Fills out from the chosen candidate: simulates it once more, with its bound. */
+/* Fills out from the chosen candidate (simulated already): builds its graph once more
+ * for the bound. */
 static int finish(ctx *c, const cand *best, solve_result *out, ms_err *err)
 {
     to_params(c, best, &out->p);
-    double tps = 0, bound = 0;
-    if (solve_simulate_bound(c->rq, &out->p, &tps, &bound, err) != 0) return -1;
-    c->sims++;
-    out->throughput_tokens_per_s = tps;
-    out->bound_tokens_per_s = bound;
-    out->predicted_tokens_per_s = tps;
+    tg_graph *g = wl_dep_build(c->rq->m, c->rq->t, &out->p, err);
+    double bound_s = 0;
+    int rc = g ? solve_bound(g, c->rq->t, c->rq->db, &bound_s, err) : -1;
+    tg_graph_free(g);
+    if (rc != 0) return -1;
+    out->throughput_tokens_per_s = best->tps;
+    out->bound_tokens_per_s = bound_s > 0 ? wl_dep_tokens(&out->p, c->rq->t) / bound_s : INFINITY;
+    out->predicted_tokens_per_s = best->tps;
     out->simulations = c->sims;
     return 0;
 }
@@ -482,7 +485,7 @@ static int plan_split(ctx *c, int ag, const limits *lim, cand *best, ms_err *err
     return 0;
 }
 
-static int run_pppipe(ctx *c, solve_result *out, ms_err *err)
+static int run_pppipe(ctx *c, solve_result *out, double t0, ms_err *err)
 {
     const solve_request *rq = c->rq;
     if (rq->fix_r2 > 1)
@@ -495,6 +498,7 @@ static int run_pppipe(ctx *c, solve_result *out, ms_err *err)
     int k = fitted_splits(rq, PPPIPE_MAX_R1, &ag, &lim, err), rc = -1;
     if (k < 0) return -1;
     c->max_sims = PPPIPE_MAX_SIMS;
+    c->deadline = t0 + SEARCH_BUDGET_S;
     cand best = {0, 0, 0, 0, WL_ORDER_ASAS, -1};
     if (k > PPPIPE_SPLITS) {
         /* auto split: rank the splits by one schedule each (the deepest pipeline that
@@ -581,7 +585,7 @@ int solve_dep(const solve_request *rq, solve_result *out, ms_err *err)
     solve_result r;
     memset(&r, 0, sizeof r);
     int rc;
-    if (rq->sched == WL_DEP_PPPIPE) rc = run_pppipe(&c, &r, err);
+    if (rq->sched == WL_DEP_PPPIPE) rc = run_pppipe(&c, &r, t0, err);
     else if (rq->method == SOLVE_ALG1) rc = solve_alg1(rq, &r, err);
     else if (rq->method == SOLVE_EXHAUSTIVE) rc = run_exhaustive(&c, &r, err);
     else rc = run_search(&c, &r, t0, err);

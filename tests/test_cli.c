@@ -2,6 +2,7 @@
  * JSON form, traces, canonical graphs, and bad input (clear message, non-zero exit,
  * nothing the user had is touched). The binary is $MOESCHED_BUILD/moesched (default
  * build/), run from the source tree. */
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -338,6 +339,95 @@ static void workload_bad_input(void **state)
     release(&r);
 }
 
+#define SOLVE "solve --workload dep --model deepseek-v2 --layers 2 --topo h20-1x8 --seq 1024"
+
+/* `moesched solve`: JSON keys, the emitted graph simulates to the reported throughput,
+ * fixed flags are held, and bad input is refused with a clear message. */
+static void solve_json_emit_and_bad_input(void **state)
+{
+    (void)state;
+    output r = run("solve --help");
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "usage: moesched solve"));
+    release(&r);
+    r = run("--help");
+    assert_non_null(strstr(r.out, "solve"));
+    release(&r);
+
+    char g[4200];
+    snprintf(g, sizeof g, "%s/solved.tg", tmpdir);
+    r = run(SOLVE " --sched findep --ag 3 --eg 5 --json --emit %s", g);
+    if (r.status != 0) fail_msg("solve: %s", r.err);
+    assert_int_equal(r.out[0], '{');
+    char *nl = strchr(r.out, '\n');
+    assert_non_null(nl);
+    assert_int_equal(nl[1], '\0');
+    const char *keys[] = {"throughput_tokens_per_s", "bound_tokens_per_s", "solve_wall_s",
+                          "simulations", "makespan_us", "r1", "ma", "r2", "me", "ag", "eg"};
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+        assert_true(json_num(r.out, keys[i]) > 0);
+    assert_true(strstr(r.out, "\"order\":\"asas\"") || strstr(r.out, "\"order\":\"aass\""));
+    assert_non_null(strstr(r.out, "\"method\":\"search\""));
+    assert_true(json_num(r.out, "ag") == 3 && json_num(r.out, "eg") == 5);
+    double tps = json_num(r.out, "throughput_tokens_per_s");
+    assert_true(tps <= json_num(r.out, "bound_tokens_per_s") * (1 + 1e-9));
+    /* the emitted graph is the chosen schedule: sim gives the same makespan */
+    output s = run("sim --graph %s --topo h20-1x8 --json", g);
+    if (s.status != 0) fail_msg("sim of the emitted graph: %s", s.err);
+    double a = json_num(r.out, "makespan_us"), b = json_num(s.out, "makespan_us");
+    if (fabs(a - b) > 1e-9 * b) fail_msg("solve makespan %.17g us, sim %.17g us", a, b);
+    assert_true(fabs(json_num(r.out, "tokens") / (b * 1e-6) - tps) <= 1e-9 * tps);
+    release(&r), release(&s);
+
+    /* text form, alg1, held flags */
+    r = run(SOLVE " --sched findep --ag 3 --eg 5 --method alg1 --r1 3 --order aass");
+    if (r.status != 0) fail_msg("solve alg1: %s", r.err);
+    assert_non_null(strstr(r.out, "r1=3 "));
+    assert_non_null(strstr(r.out, "order=aass"));
+    assert_non_null(strstr(r.out, "bound"));
+    assert_non_null(strstr(r.out, "gap"));
+    assert_non_null(strstr(r.out, "alg1 estimate"));
+    release(&r);
+    /* the PPPipe planner: m <= 4 micro-batches, no chunks; auto split */
+    r = run(SOLVE " --sched pppipe --split auto --json");
+    if (r.status != 0) fail_msg("solve pppipe: %s", r.err);
+    assert_true(json_num(r.out, "r1") <= 4);
+    assert_true(json_num(r.out, "r2") == 1);
+    assert_non_null(strstr(r.out, "\"sched\":\"pppipe\""));
+    release(&r);
+
+    struct {
+        const char *args;
+        int status;
+        const char *expect;
+    } bad[] = {
+        {SOLVE " --sched findep --method magic", 2, "unknown --method 'magic'"},
+        {SOLVE " --sched findep --split auto --ag 3 --eg 5", 2, "not both"},
+        {SOLVE " --sched findep --ag 3", 2, "--ag and --eg go together"},
+        {SOLVE " --sched findep --split half", 2, "--split"},
+        {SOLVE " --sched naive", 2, "cannot be solved"},
+        {SOLVE " --sched findep --routing zipf:1.1", 2, "uniform"},
+        {SOLVE " --sched pppipe --r2 2", 2, "--r2"},
+        {SOLVE " --sched findep --order sasa", 2, "sasa"},
+        {SOLVE " --sched findep --ag 3 --eg 4", 1, "8"},
+        {SOLVE " --sched findep --ag 3 --eg 5 --ma 1 --r2 3", 1, "divide"},
+        {"solve --workload dep --sched findep --model deepseek-v2 --layers 4 --topo h20-4x8 "
+         "--seq 2048 --method exhaustive", 1, "more than 5000 simulations"},
+        {"solve --workload dep --sched findep --model deepseek-v2 --topo h20-1x8", 2, "--seq"},
+        {SOLVE " --sched findep --net magic", 2, "magic"},
+        {"solve --workload dep --sched findep --model no-such-model --topo h20-1x8 --seq 64", 1,
+         "no-such-model"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        r = run("%s", bad[i].args);
+        if (r.status != bad[i].status || !strstr(r.err, bad[i].expect))
+            fail_msg("solve case %zu: status %d, stderr '%s' (want %d, '%s')", i, r.status,
+                     r.err, bad[i].status, bad[i].expect);
+        assert_string_equal(r.out, "");
+        release(&r);
+    }
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -372,6 +462,7 @@ int main(void)
         cmocka_unit_test(db_lists_sources),
         cmocka_unit_test(workload_graph_reproduces_in_sim),
         cmocka_unit_test(workload_bad_input),
+        cmocka_unit_test(solve_json_emit_and_bad_input),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -103,6 +103,7 @@ static const instance instances[] = {
 static void search_is_never_worse_than_alg1(void **state)
 {
     (void)state;
+    int improved = 0;
     for (size_t i = 0; i < NINST; i++) {
         loaded a, s;
         load(&instances[i], &a, WL_DEP_FINDEP, SOLVE_ALG1);
@@ -113,12 +114,16 @@ static void search_is_never_worse_than_alg1(void **state)
         if (rs.throughput_tokens_per_s < ra.throughput_tokens_per_s * (1 - 1e-12))
             fail_msg("%s: search %.9g tokens/s below alg1's %.9g", what,
                      rs.throughput_tokens_per_s, ra.throughput_tokens_per_s);
+        improved += rs.throughput_tokens_per_s > ra.throughput_tokens_per_s * 1.001;
         assert_true(rs.simulations > ra.simulations);
         assert_int_equal(rs.p.sched, WL_DEP_FINDEP);
         if (instances[i].ag) assert_int_equal(rs.p.ag, instances[i].ag);
         /* the search's figure is a simulation, so it is its own prediction */
         assert_true(rs.predicted_tokens_per_s == rs.throughput_tokens_per_s);
     }
+    /* and it finds something better somewhere (on these instances: r1 beyond alg1's 16,
+     * or an r2 the closed form misjudges) */
+    assert_true(improved >= 1);
 }
 
 /* Tiny spaces: short micro-batches (few divisors for r2), two layers, some fields held. */
