@@ -13,6 +13,7 @@
 #include "costdb/cdb.h"
 #include "ir/tg.h"
 #include "sim/sim.h"
+#include "solver/solve.h"
 
 static void usage(FILE *f)
 {
@@ -31,7 +32,9 @@ static void usage(FILE *f)
             "  --trace-from-us T   only tasks ending at or after T us go into the trace\n"
             "  --trace-to-us T     only tasks starting before T us go into the trace\n"
             "  --json              print one JSON object (makespan_us, tasks, events,\n"
-            "                      sim_wall_s, per-rank and per-stream figures)\n"
+            "                      sim_wall_s, bound_makespan_us, per-rank and per-stream\n"
+            "                      figures; throughput_tokens_per_s and bound_tokens_per_s\n"
+            "                      with workload flags)\n"
             "  -h, --help          this text\n\n",
             ms_default_db());
     wl_flags_usage(f);
@@ -125,7 +128,12 @@ int cmd_sim(int argc, char **argv)
         cli_error("sim", "%s", err.msg);
         goto out;
     }
-    if (json) sim_write_json(s, stdout, tokens);
+    double bound = 0;
+    if (solve_bound(g, &t, db, &bound, &err) != 0) {
+        cli_error("sim", "%s: bound: %s", what, err.msg);
+        goto out;
+    }
+    if (json) sim_write_json(s, stdout, tokens, bound);
     else {
         if (graph_path) printf("graph           %s\n", graph_path);
         else
@@ -133,7 +141,7 @@ int cmd_sim(int argc, char **argv)
                    wl_dep_sched_name(wf.p.sched), wf.m.name, wf.p.ag, wf.p.eg, wf.p.seq,
                    wf.p.r1, wf.p.ma, wf.p.r2, wf.p.order == WL_ORDER_AASS ? "aass" : "asas",
                    wf.p.phase == WL_DECODE ? "decode" : "prefill");
-        sim_print_summary(s, stdout, tokens);
+        sim_print_summary(s, stdout, tokens, bound);
         if (trace) printf("\ntrace written to %s (open in https://ui.perfetto.dev)\n", trace);
     }
     rc = fflush(stdout) == 0 ? 0 : EXIT_INPUT;

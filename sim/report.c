@@ -112,7 +112,7 @@ int sim_summarize(sim_engine *s, ms_err *err)
 
 #define TEXT_RANKS 16 /* ranks shown in the text summary; --json has all */
 
-void sim_print_summary(const sim_engine *s, FILE *f, double tokens)
+void sim_print_summary(const sim_engine *s, FILE *f, double tokens, double bound_s)
 {
     const tg_graph *g = s->g;
     const sim_summary *sum = &s->sum;
@@ -122,6 +122,11 @@ void sim_print_summary(const sim_engine *s, FILE *f, double tokens)
     if (tokens > 0 && sum->makespan_s > 0)
         fprintf(f, "throughput      %.1f tokens/s (%.0f tokens)\n", tokens / sum->makespan_s,
                 tokens);
+    if (bound_s > 0)
+        fprintf(f, "bound           %.3f us makespan at least (gap %.2f%%)\n", bound_s * 1e6,
+                sum->makespan_s > 0 ? 100.0 * (1 - bound_s / sum->makespan_s) : 0.0);
+    if (bound_s > 0 && tokens > 0)
+        fprintf(f, "bound tput      %.1f tokens/s at most\n", tokens / bound_s);
     fprintf(f, "tasks           %u (%d ranks, %u streams)\n", sum->tasks, sum->nranks,
             sum->nstreams);
     fprintf(f, "events          %llu\n", (unsigned long long)sum->events);
@@ -146,7 +151,7 @@ void sim_print_summary(const sim_engine *s, FILE *f, double tokens)
     }
 }
 
-void sim_write_json(const sim_engine *s, FILE *f, double tokens)
+void sim_write_json(const sim_engine *s, FILE *f, double tokens, double bound_s)
 {
     const tg_graph *g = s->g;
     const sim_summary *sum = &s->sum;
@@ -158,6 +163,11 @@ void sim_write_json(const sim_engine *s, FILE *f, double tokens)
         ms_json_knum(&j, "tokens", tokens);
         ms_json_knum(&j, "throughput_tokens_per_s",
                      sum->makespan_s > 0 ? tokens / sum->makespan_s : 0);
+    }
+    if (bound_s > 0) {
+        ms_json_knum(&j, "bound_makespan_us", bound_s * 1e6);
+        if (tokens > 0) ms_json_knum(&j, "bound_tokens_per_s", tokens / bound_s);
+        ms_json_knum(&j, "gap", sum->makespan_s > 0 ? 1 - bound_s / sum->makespan_s : 0);
     }
     ms_json_kint(&j, "tasks", sum->tasks);
     ms_json_kint(&j, "events", (int64_t)sum->events);

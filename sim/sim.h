@@ -51,9 +51,11 @@ double sim_task_start(const sim_engine *s, uint32_t t);
 double sim_task_end(const sim_engine *s, uint32_t t);
 
 /* Writes the summary as text (a table) or as one JSON object. When tokens > 0 (the
- * tokens the graph processes), throughput_tokens_per_s = tokens / makespan is added. */
-void sim_print_summary(const sim_engine *s, FILE *f, double tokens);
-void sim_write_json(const sim_engine *s, FILE *f, double tokens);
+ * tokens the graph processes), throughput_tokens_per_s = tokens / makespan is added;
+ * when bound_s > 0 (a lower bound on the makespan, e.g. solver/solve_bound), the bound,
+ * the throughput it caps and the gap to it are added. */
+void sim_print_summary(const sim_engine *s, FILE *f, double tokens, double bound_s);
+void sim_write_json(const sim_engine *s, FILE *f, double tokens, double bound_s);
 
 /* Writes a Chrome/Perfetto trace: pid = rank, tid = stream, ts/dur in us, metadata names.
  * Only tasks overlapping [from_us, to_us) are written (pass 0, INFINITY for all).

@@ -110,6 +110,10 @@ static void sim_example_text_and_json(void **state)
     assert_non_null(strstr(r.out, "\"sim_wall_s\":"));
     double makespan = atof(strstr(r.out, "\"makespan_us\":") + 14);
     assert_true(makespan > 0);
+    /* the lower bound is reported and never above the simulated makespan */
+    assert_non_null(strstr(r.out, "\"bound_makespan_us\":"));
+    double bound = atof(strstr(r.out, "\"bound_makespan_us\":") + 20);
+    assert_true(bound > 0 && bound <= makespan * (1 + 1e-12));
     release(&r);
     /* A slower interconnect cannot make the same graph faster. */
     r = run("sim --graph traces/examples/two-layer-dep.tg --topo h100:nodes=1,intra_GBps=25 --json");

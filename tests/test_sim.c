@@ -363,7 +363,7 @@ static void json_summary_has_required_keys(void **state)
     char *buf = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&buf, &len);
-    sim_write_json(s, f, 0);
+    sim_write_json(s, f, 0, 0);
     fclose(f);
     assert_non_null(strstr(buf, "\"makespan_us\":"));
     assert_non_null(strstr(buf, "\"tasks\":8"));
