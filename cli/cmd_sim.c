@@ -136,11 +136,14 @@ int cmd_sim(int argc, char **argv)
     if (json) sim_write_json(s, stdout, tokens, bound);
     else {
         if (graph_path) printf("graph           %s\n", graph_path);
-        else
+        else {
+            char order[WL_ORDER_STRLEN];
+            wl_order_format(wf.p.order, wf.p.order_mask, wf.p.r1, order, sizeof order);
             printf("workload        dep %s, %s, ag=%d eg=%d seq=%d r1=%d ma=%d r2=%d %s %s\n",
                    wl_dep_sched_name(wf.p.sched), wf.m.name, wf.p.ag, wf.p.eg, wf.p.seq,
-                   wf.p.r1, wf.p.ma, wf.p.r2, wf.p.order == WL_ORDER_AASS ? "aass" : "asas",
+                   wf.p.r1, wf.p.ma, wf.p.r2, order,
                    wf.p.phase == WL_DECODE ? "decode" : "prefill");
+        }
         sim_print_summary(s, stdout, tokens, bound);
         if (trace) printf("\ntrace written to %s (open in https://ui.perfetto.dev)\n", trace);
     }

@@ -40,7 +40,8 @@ static void usage(FILE *f)
             "                      always uses its planner (r1 <= 4, r2 = 1)\n"
             "  --r1 N --ma N       hold the micro-batches / samples per micro-batch per AG rank\n"
             "  --r2 N              hold the token chunks per micro-batch (findep)\n"
-            "  --order O           hold the AG order: asas | aass (findep)\n"
+            "  --order O           hold the AG order: asas | aass (findep); otherwise the\n"
+            "                      search also tries other A/S orders (docs/SOLVER.md)\n"
             "  --phase P           prefill (default) | decode\n"
             "  --net MODEL         network model for simulations: analytic (default) | flow\n"
             "  --db PATH           cost database (default: %s)\n"
@@ -88,7 +89,9 @@ static void print_json(const solve_request *rq, const solve_result *r, const mod
     ms_json_kint(&j, "ma", p->ma);
     ms_json_kint(&j, "r2", p->r2);
     ms_json_knum(&j, "me", tokens_per_expert_chunk(p, m));
-    ms_json_kstr(&j, "order", p->order == WL_ORDER_AASS ? "aass" : "asas");
+    char order[WL_ORDER_STRLEN];
+    wl_order_format(p->order, p->order_mask, p->r1, order, sizeof order);
+    ms_json_kstr(&j, "order", order);
     ms_json_knum(&j, "tokens", tokens);
     ms_json_knum(&j, "makespan_us", tokens / r->throughput_tokens_per_s * 1e6);
     ms_json_knum(&j, "throughput_tokens_per_s", r->throughput_tokens_per_s);
@@ -114,8 +117,11 @@ static void print_text(const solve_request *rq, const solve_result *r, const mod
            r->simulations, r->simulations == 1 ? "" : "s", r->solve_wall_s);
     printf("schedule        ag=%d eg=%d r1=%d ma=%d r2=%d m_e=%.6g", p->ag, p->eg, p->r1, p->ma,
            p->r2, tokens_per_expert_chunk(p, m));
-    if (p->sched == WL_DEP_FINDEP)
-        printf(" order=%s", p->order == WL_ORDER_AASS ? "aass" : "asas");
+    if (p->sched == WL_DEP_FINDEP) {
+        char order[WL_ORDER_STRLEN];
+        wl_order_format(p->order, p->order_mask, p->r1, order, sizeof order);
+        printf(" order=%s", order);
+    }
     printf("\n");
     printf("makespan        %.3f us for %.0f tokens\n", tokens / r->throughput_tokens_per_s * 1e6,
            tokens);
@@ -226,7 +232,13 @@ int cmd_solve(int argc, char **argv)
     if (wf.order) {
         if (!strcmp(wf.order, "asas")) rq.fix_order = 1;
         else if (!strcmp(wf.order, "aass")) rq.fix_order = 2;
-        else {
+        else if (strspn(wf.order, "AS") == strlen(wf.order) && wf.order[0]) {
+            /* an explicit A/S order can be simulated but not held by the solver */
+            cli_error("solve", "--order '%s': solve holds only asas or aass; it explores "
+                               "the other orders itself (simulate a given order with "
+                               "moesched sim --order %s)", wf.order, wf.order);
+            return EXIT_USAGE;
+        } else {
             cli_error("solve", "unknown --order '%s' (known: asas, aass)", wf.order);
             return EXIT_USAGE;
         }

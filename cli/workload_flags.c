@@ -66,9 +66,8 @@ tg_graph *wl_flags_build(wl_flags *f, const char *cmd, const topo *t, double *to
     }
     p->sched = (wl_dep_sched)s;
     p->ag = f->ag, p->eg = f->eg, p->seq = f->seq, p->r1 = f->r1, p->ma = f->ma, p->r2 = f->r2;
-    if (f->order && !strcmp(f->order, "aass")) p->order = WL_ORDER_AASS;
-    else if (f->order && strcmp(f->order, "asas")) {
-        cli_error(cmd, "unknown --order '%s' (known: asas, aass)", f->order);
+    if (f->order && wl_order_parse(f->order, p->r1, &p->order, &p->order_mask, &err) != 0) {
+        cli_error(cmd, "%s", err.msg);
         return NULL;
     }
     if (f->phase && !strcmp(f->phase, "decode")) p->phase = WL_DECODE;
@@ -115,7 +114,8 @@ void wl_flags_usage(FILE *out)
             "  --seq S             tokens per sample (prefill) or KV length (decode)\n"
             "  --r1 N --ma N       micro-batches, samples per micro-batch per AG rank\n"
             "  --r2 N              token chunks per micro-batch (findep)\n"
-            "  --order O           asas (default) | aass: AG order of attention/shared\n"
+            "  --order O           asas (default) | aass | an A/S string of 2 x r1 letters\n"
+            "                      (e.g. AASASS; each Si after Ai): findep's AG order\n"
             "  --phase P           prefill (default) | decode\n"
             "  --routing R         uniform (default) | zipf:S | trace:FILE (docs/ROUTING.md)\n"
             "  --seed N            seed for zipf's per-layer hot experts (default 1)\n");

@@ -18,12 +18,16 @@
 #define PPPIPE_MAX_R1 4         /* MegaScale-Infer's m <= 4 */
 #define PPPIPE_SPLITS 3         /* splits the planner explores fully (auto) */
 #define PPPIPE_MAX_SIMS 400
+#define ORDER_ALL_R1 4          /* up to this r1 every valid AG order is tried (14 at 4) */
+#define ORDER_MAX_SIMS 32       /* simulations of one AG-order hill climb (larger r1) */
+#define ORDER_ROUNDS 3          /* climb / order-refinement rounds per split */
 
 /* One evaluated schedule. tps < 0: infeasible (the builder or simulator refused it). */
 typedef struct cand {
     int ag, ma, r1, r2;
     wl_order order;
-    double tps; /* simulated tokens/s */
+    double tps;    /* simulated tokens/s */
+    uint64_t mask; /* order == WL_ORDER_CUSTOM: the AG order (wl_dep_params.order_mask) */
 } cand;
 
 /* The space of one split: r1 * ma <= mem (Algorithm 1's M_max), ma <= ma_hi (tokens of a
@@ -51,7 +55,7 @@ static double now_s(void)
 static int same(const cand *a, const cand *b)
 {
     return a->ag == b->ag && a->ma == b->ma && a->r1 == b->r1 && a->r2 == b->r2 &&
-           a->order == b->order;
+           a->order == b->order && (a->order != WL_ORDER_CUSTOM || a->mask == b->mask);
 }
 
 static const cand *cached(const ctx *c, const cand *x)
@@ -80,12 +84,14 @@ static void to_params(const ctx *c, const cand *x, wl_dep_params *p)
     p->ag = x->ag, p->eg = topo_ranks(c->rq->t) - x->ag;
     p->seq = c->rq->seq, p->phase = c->rq->phase;
     p->r1 = x->r1, p->ma = x->ma, p->r2 = x->r2, p->order = x->order;
+    p->order_mask = x->order == WL_ORDER_CUSTOM ? x->mask : 0;
     p->route = NULL;
 }
 
 static void from_params(const wl_dep_params *p, double tps, cand *x)
 {
     x->ag = p->ag, x->ma = p->ma, x->r1 = p->r1, x->r2 = p->r2, x->order = p->order;
+    x->mask = p->order == WL_ORDER_CUSTOM ? p->order_mask : 0;
     x->tps = tps;
 }
 
@@ -162,6 +168,7 @@ static int allowed(const solve_request *rq, const cand *x, const limits *lim)
     if (rq->fix_r1 && x->r1 != rq->fix_r1) return 0;
     if (rq->fix_r2 && x->r2 != rq->fix_r2) return 0;
     if (rq->fix_order && (int)x->order != rq->fix_order - 1) return 0;
+    if (x->order == WL_ORDER_CUSTOM && !wl_order_valid(x->mask, x->r1)) return 0;
     if (!rq->fix_ma && x->ma > ma_top(lim, rq->fix_r1 ? x->r1 : 1)) return 0;
     if (!rq->fix_r1 && x->r1 > r1_top(lim, x->ma)) return 0;
     return mb_tokens(rq, x->ma) % x->r2 == 0;
@@ -220,6 +227,19 @@ static int finish(ctx *c, const cand *best, solve_result *out, ms_err *err)
 
 /* ---- search -------------------------------------------------------------------- */
 
+/* A custom AG order (a mask of 2*r1 segments) means nothing for another r1: a neighbour
+ * of b whose r1 changed takes the named order (ASAS or AASS) that simulated faster at b's
+ * point, ASAS when neither is known. */
+static void refit_order(const ctx *c, const cand *b, cand *x)
+{
+    if (x->order != WL_ORDER_CUSTOM || x->r1 == b->r1) return;
+    cand s = *b, a = *b;
+    s.order = WL_ORDER_ASAS, a.order = WL_ORDER_AASS, s.mask = a.mask = 0;
+    const cand *hs = cached(c, &s), *ha = cached(c, &a);
+    x->order = ha && (!hs || ha->tps > hs->tps) ? WL_ORDER_AASS : WL_ORDER_ASAS;
+    x->mask = 0;
+}
+
 /* First-improvement hill climbing from *best over (ma, r1, r2, order), split held;
  * *best is updated in place. Stops at a local optimum or when the budget is spent. */
 static int climb(ctx *c, cand *best, const limits *lim, ms_err *err)
@@ -258,6 +278,7 @@ static int climb(ctx *c, cand *best, const limits *lim, ms_err *err)
         }
         int moved = 0, spent = 0;
         for (int i = 0; i < n && !moved && !spent; i++) {
+            refit_order(c, &b, &nb[i]);
             if (!allowed(rq, &nb[i], lim)) continue;
             double tps = eval(c, nb[i], &spent, err);
             if (tps == -2) return -1;
@@ -265,6 +286,76 @@ static int climb(ctx *c, cand *best, const limits *lim, ms_err *err)
         }
         if (!moved || spent) return 0;
     }
+}
+
+/* Named form of a custom order that spells out ASAS or AASS (so that the cache knows it). */
+static void canonical(cand *x)
+{
+    if (x->order != WL_ORDER_CUSTOM) return;
+    if (x->mask == wl_order_mask(WL_ORDER_ASAS, 0, x->r1)) x->order = WL_ORDER_ASAS, x->mask = 0;
+    else if (x->mask == wl_order_mask(WL_ORDER_AASS, 0, x->r1))
+        x->order = WL_ORDER_AASS, x->mask = 0;
+}
+
+/* Simulates x as a candidate for *best; 1 if it became the best, 0 if not, -1 on a hard
+ * error. *spent is set when the budget ran out. */
+static int try_order(ctx *c, cand x, cand *best, int *spent, ms_err *err)
+{
+    canonical(&x);
+    if (x.order == WL_ORDER_CUSTOM && !wl_order_valid(x.mask, x.r1)) return 0;
+    double tps = eval(c, x, spent, err);
+    if (tps == -2) return -1;
+    if (tps > best->tps * (1 + 1e-9)) {
+        *best = x, best->tps = tps;
+        return 1;
+    }
+    return 0;
+}
+
+/* The AG order at *best's (ma, r1, r2), the rest held: every valid order (Catalan(r1) of
+ * them) when r1 <= ORDER_ALL_R1; above that, hill climbing from the better of ASAS and
+ * AASS (and *best's own order) by moving one S segment one place earlier or later (a swap
+ * of adjacent A and S that keeps the order valid), first improvement, at most
+ * ORDER_MAX_SIMS simulations. Returns 1 if *best improved, 0 if not, -1 on a hard error. */
+static int refine_order(ctx *c, cand *best, ms_err *err)
+{
+    int r1 = best->r1, spent = 0, rc;
+    /* without shared experts a MoE layer has no S segments: every order is the same */
+    if (c->rq->fix_order || c->rq->m->shared_experts == 0 || r1 < 2 || r1 > WL_ORDER_MAX_R1)
+        return 0;
+    double before = best->tps;
+    if (r1 <= ORDER_ALL_R1) {
+        for (uint64_t m = 0; m < (UINT64_C(1) << (2 * r1)) && !spent; m++) {
+            if (!wl_order_valid(m, r1)) continue;
+            cand x = *best;
+            x.order = WL_ORDER_CUSTOM, x.mask = m;
+            if (try_order(c, x, best, &spent, err) < 0) return -1;
+        }
+        return best->tps > before;
+    }
+    int cap = c->sims + ORDER_MAX_SIMS;
+    int keep = c->max_sims;
+    if (cap < c->max_sims) c->max_sims = cap;
+    for (int o = 0; o < 2 && !spent; o++) {
+        cand x = *best;
+        x.order = (wl_order)o, x.mask = 0;
+        if (try_order(c, x, best, &spent, err) < 0) return c->max_sims = keep, -1;
+    }
+    for (int moved = 1; moved && !spent;) {
+        moved = 0;
+        uint64_t m = wl_order_mask(best->order, best->mask, r1);
+        for (int k = 0; k + 1 < 2 * r1 && !moved && !spent; k++) {
+            if (((m >> k) & 1) == ((m >> (k + 1)) & 1)) continue;
+            uint64_t y = m ^ (UINT64_C(3) << k); /* swap positions k and k+1 */
+            if (!wl_order_valid(y, r1)) continue;
+            cand x = *best;
+            x.order = WL_ORDER_CUSTOM, x.mask = y;
+            if ((rc = try_order(c, x, best, &spent, err)) < 0) return c->max_sims = keep, -1;
+            moved = rc;
+        }
+    }
+    c->max_sims = keep;
+    return best->tps > before;
 }
 
 /* One split to refine: alg1's schedule on it (predicted rate) and the split's limits. */
@@ -343,7 +434,14 @@ static int run_search(ctx *c, solve_result *out, double t0, ms_err *err)
         c->max_sims = c->sims + (SEARCH_MAX_SIMS - c->sims) / (k - i);
         x.tps = eval(c, x, NULL, err);
         if (x.tps == -2) rc = -1;
-        if (rc == 0 && x.tps > 0) rc = climb(c, &x, &s[i].lim, err);
+        /* climb over (ma, r1, r2, ASAS/AASS), then the AG order at the point reached, and
+         * again while the order moves it */
+        for (int round = 0; round < ORDER_ROUNDS && rc == 0 && x.tps > 0; round++) {
+            rc = climb(c, &x, &s[i].lim, err);
+            int better = rc == 0 ? refine_order(c, &x, err) : 0;
+            if (better < 0) rc = -1;
+            if (better <= 0) break;
+        }
         if (x.tps > best.tps) best = x;
     }
     free(s);
@@ -364,6 +462,31 @@ static int run_search(ctx *c, solve_result *out, double t0, ms_err *err)
 
 /* ---- exhaustive ---------------------------------------------------------------- */
 
+/* AG orders of the exhaustive space for r1: ASAS and AASS (the held one only, when
+ * fixed), and for r1 <= ORDER_ALL_R1 every other valid order too, as the search tries
+ * (not for models without shared experts, where every order builds the same graph).
+ * order_choice maps choice o < order_choices to x's order; 0 if o is not a distinct
+ * valid order. */
+static uint64_t order_choices(const solve_request *rq, int r1)
+{
+    if (rq->fix_order || r1 > ORDER_ALL_R1 || rq->m->shared_experts == 0) return 2;
+    return 2 + (UINT64_C(1) << (2 * r1));
+}
+
+static int order_choice(const solve_request *rq, int r1, uint64_t o, cand *x)
+{
+    if (o < 2) {
+        x->order = (wl_order)o, x->mask = 0;
+        return !rq->fix_order || (int)o == rq->fix_order - 1;
+    }
+    uint64_t m = o - 2;
+    if (!wl_order_valid(m, r1) || m == wl_order_mask(WL_ORDER_ASAS, 0, r1) ||
+        m == wl_order_mask(WL_ORDER_AASS, 0, r1))
+        return 0;
+    x->order = WL_ORDER_CUSTOM, x->mask = m;
+    return 1;
+}
+
 /* Visits every schedule of the space in a fixed order, or only counts them (best NULL).
  * Returns the count, or -1 on a hard error. */
 static long long enumerate(ctx *c, const int *ag, const limits *lim, int nsplit, cand *best,
@@ -381,11 +504,11 @@ static long long enumerate(ctx *c, const int *ag, const limits *lim, int nsplit,
             if (rq->fix_r2) nd = 1, d[0] = rq->fix_r2;
             for (int r1 = r1_lo; r1 <= r1_hi; r1++)
                 for (int i = 0; i < nd; i++)
-                    for (int o = 0; o < 2; o++) {
-                        if (rq->fix_order && o != rq->fix_order - 1) continue;
+                    for (uint64_t o = 0; o < order_choices(rq, r1); o++) {
+                        cand x = {ag[s], ma, r1, d[i], WL_ORDER_ASAS, 0, 0};
+                        if (!order_choice(rq, r1, o, &x)) continue;
                         count++;
                         if (!best) continue;
-                        cand x = {ag[s], ma, r1, d[i], (wl_order)o, 0};
                         double tps = eval(c, x, NULL, err);
                         if (tps == -2) return -1;
                         if (tps > best->tps) *best = x, best->tps = tps;

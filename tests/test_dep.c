@@ -1,7 +1,7 @@
 /* Tests of the DEP inference builders: the findep schedule against an independent
- * max-plus evaluation and FinDEP's closed form, pppipe against MegaScale-Infer's total
- * time, token/byte conservation in every builder, skewed routing, decode shapes, and bad
- * parameters. Costs: the `findep-paper` profile (FinDEP's published linear fits) on its
+ * max-plus evaluation (every valid AG order for r1 <= 3) and FinDEP's closed form, the
+ * A/S order strings, pppipe against MegaScale-Infer's total time, token/byte
+ * conservation in every builder, skewed routing, decode shapes, and bad parameters. Costs: the `findep-paper` profile (FinDEP's published linear fits) on its
  * topology, analytic network. */
 #include <glob.h>
 #include <math.h>
@@ -115,28 +115,27 @@ static seg_times measure(const sim_engine *s, const tg_graph *g, int ag)
 
 /* Independent evaluation of FinDEP's in-order schedule over four resources (AG compute,
  * A2E channel, EG compute, E2A channel): a max-plus recurrence written apart from the
- * engine. */
-static double maxplus(const seg_times *x, int L, int r1, int r2, wl_order order)
+ * engine. `order` is the AG order of every layer as 2*r1 letters A and S, the i-th A
+ * being A_i and the i-th S being S_i. */
+static double maxplus(const seg_times *x, int L, int r1, int r2, const char *order)
 {
     double ag = 0, c1 = 0, eg = 0, c2 = 0;
     double *A = calloc((size_t)r1, sizeof *A), *S = calloc((size_t)r1, sizeof *S);
     double *back = calloc((size_t)r1, sizeof *back); /* last E2A end of (l-1, i) */
     double *sent = calloc((size_t)r1 * r2, sizeof *sent), *done = calloc((size_t)r1 * r2, sizeof *done);
+    assert_int_equal(strlen(order), 2 * (size_t)r1);
     for (int l = 0; l < L; l++) {
-        for (int pass = 0; pass < 2; pass++)
-            for (int i = 0; i < r1; i++) {
-                int do_a = order == WL_ORDER_AASS ? pass == 0 : 1;
-                int do_s = order == WL_ORDER_AASS ? pass == 1 : 1;
-                if (order == WL_ORDER_ASAS && pass == 1) continue;
-                if (do_a) {
-                    double ready = l > 0 ? fmax(back[i], S[i]) : 0;
-                    A[i] = fmax(ag, ready) + x->ta;
-                    ag = A[i];
-                }
-                if (do_s) {
-                    S[i] = fmax(ag, A[i]) + x->ts;
-                    ag = S[i];
-                }
+        for (int k = 0, ia = 0, is = 0; k < 2 * r1; k++)
+            if (order[k] == 'A') {
+                int i = ia++;
+                double ready = l > 0 ? fmax(back[i], S[i]) : 0;
+                A[i] = fmax(ag, ready) + x->ta;
+                ag = A[i];
+            } else {
+                int i = is++;
+                assert_true(i < ia); /* S_i after A_i */
+                S[i] = fmax(ag, A[i]) + x->ts;
+                ag = S[i];
             }
         for (int i = 0; i < r1; i++)
             for (int j = 0; j < r2; j++) sent[i * r2 + j] = c1 = fmax(c1, A[i]) + x->tc;
@@ -149,6 +148,13 @@ static double maxplus(const seg_times *x, int L, int r1, int r2, wl_order order)
     double end = fmax(ag, c2);
     free(A), free(S), free(back), free(sent), free(done);
     return end;
+}
+
+/* The A/S string of ASAS (alternating) or AASS (all A, then all S) for r1. */
+static void named_order(int aass, int r1, char *buf)
+{
+    for (int k = 0; k < 2 * r1; k++) buf[k] = (aass ? k < r1 : k % 2 == 0) ? 'A' : 'S';
+    buf[2 * r1] = 0;
 }
 
 /* FinDEP's printed closed form (PAPERS.md), ASAS. */
@@ -179,7 +185,9 @@ static void findep_matches_maxplus_and_closed_form(void **state)
                         sim_engine *s = simulate(g, &t);
                         seg_times x = measure(s, g, p.ag);
                         double got = sim_get_summary(s)->makespan_s;
-                        double want = maxplus(&x, L, r1, r2, p.order);
+                        char ord[2 * 3 + 1];
+                        named_order(o, r1, ord);
+                        double want = maxplus(&x, L, r1, r2, ord);
                         if (fabs(got - want) > 1e-9 * want)
                             fail_msg("L=%d r1=%d r2=%d %s ma=%d: sim %.15g, max-plus %.15g", L, r1,
                                      r2, o ? "aass" : "asas", ma, got, want);
@@ -204,6 +212,147 @@ static void findep_matches_maxplus_and_closed_form(void **state)
                     }
     assert_true(checked == 3 * 3 * 3 * 2 * 2);
     assert_true(checked_cf > 20);
+}
+
+/* Every valid AG order for r1 <= 3, found by brute force over all A/S strings (As in
+ * index order, Ss in index order, each S_i after A_i: every prefix has at least as many
+ * As as Ss): the builder accepts exactly those, their number is Catalan(r1) (not the
+ * C(2r1-1, r1) of PAPERS.md, which also counts orders with some S_i before A_i), and the
+ * simulated makespan equals the max-plus evaluation with that order. */
+static void findep_every_order_matches_maxplus(void **state)
+{
+    (void)state;
+    topo t = load_topo("findep-paper-1x8");
+    static const long long catalan[] = {1, 1, 2, 5, 14, 42, 132};
+    static const long long paper[] = {1, 1, 3, 10, 35, 126, 462}; /* C(2r1-1, r1) */
+    for (int r1 = 1; r1 <= 6; r1++) {
+        long long valid = 0, first_a = 0;
+        for (uint64_t mk = 0; mk < (UINT64_C(1) << (2 * r1)); mk++) {
+            int as = 0, lead = 0, ok = 1;
+            for (int k = 0; k < 2 * r1; k++) {
+                as += (mk >> k) & 1;
+                lead += (mk >> k) & 1 ? 1 : -1;
+                ok &= lead >= 0;
+            }
+            if (as != r1) continue;
+            first_a += mk & 1;
+            valid += ok;
+            assert_int_equal(wl_order_valid(mk, r1), ok && lead == 0);
+        }
+        assert_true(valid == catalan[r1]);
+        assert_true(wl_order_count(r1) == catalan[r1]);
+        assert_true(first_a == paper[r1]); /* the paper's count: strings starting with A */
+    }
+    int checked = 0, differ = 0;
+    for (int r1 = 1; r1 <= 3; r1++)
+        for (uint64_t mk = 0; mk < (UINT64_C(1) << (2 * r1)); mk++) {
+            if (!wl_order_valid(mk, r1)) continue;
+            char ord[2 * 3 + 1];
+            for (int k = 0; k < 2 * r1; k++) ord[k] = (mk >> k) & 1 ? 'A' : 'S';
+            ord[2 * r1] = 0;
+            for (int L = 1; L <= 3; L++)
+                for (int r2 = 1; r2 <= 4; r2 *= 4) {
+                    model_cfg m = load_model(MS_SOURCE_DIR "/tests/data/dep/tiny-mla.json", L);
+                    wl_dep_params p;
+                    wl_dep_defaults(&p);
+                    p.sched = WL_DEP_FINDEP;
+                    p.ag = 4, p.eg = 4, p.seq = 512, p.ma = 2, p.r1 = r1, p.r2 = r2;
+                    ms_err err = {{0}};
+                    assert_int_equal(wl_order_parse(ord, r1, &p.order, &p.order_mask, &err), 0);
+                    assert_int_equal(p.order, WL_ORDER_CUSTOM);
+                    assert_true(p.order_mask == mk);
+                    char back[WL_ORDER_STRLEN];
+                    wl_order_format(p.order, p.order_mask, r1, back, sizeof back);
+                    assert_string_equal(back, ord);
+                    tg_graph *g = build(&m, &t, &p);
+                    sim_engine *s = simulate(g, &t);
+                    seg_times x = measure(s, g, p.ag);
+                    double got = sim_get_summary(s)->makespan_s;
+                    double want = maxplus(&x, L, r1, r2, ord);
+                    if (fabs(got - want) > 1e-9 * want)
+                        fail_msg("L=%d r1=%d r2=%d %s: sim %.15g, max-plus %.15g", L, r1, r2,
+                                 ord, got, want);
+                    char a[2 * 3 + 1], b[2 * 3 + 1];
+                    named_order(0, r1, a), named_order(1, r1, b);
+                    differ += strcmp(ord, a) && strcmp(ord, b);
+                    checked++;
+                    sim_free(s);
+                    tg_graph_free(g);
+                }
+        }
+    assert_int_equal(checked, (1 + 2 + 5) * 3 * 2);
+    assert_int_equal(differ, 3 * 3 * 2); /* r1 = 3: three orders beyond ASAS and AASS */
+}
+
+/* The text form of g. */
+static char *graph_text(const tg_graph *g)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    ms_err err = {{0}};
+    assert_non_null(f);
+    assert_int_equal(tg_write(g, f, &err), 0);
+    fclose(f);
+    return buf;
+}
+
+/* A custom order spelling out ASAS or AASS builds the very graph of the named order, and
+ * --order errors name the flag and the fault. */
+static void custom_orders_equal_named_and_bad_ones_are_refused(void **state)
+{
+    (void)state;
+    topo t = load_topo("h20-1x8");
+    model_cfg m = load_model("deepseek-v2", 3); /* a dense first layer, then MoE */
+    for (int aass = 0; aass < 2; aass++) {
+        wl_dep_params p;
+        wl_dep_defaults(&p);
+        p.sched = WL_DEP_FINDEP, p.ag = 3, p.eg = 5, p.seq = 256, p.ma = 1, p.r1 = 3, p.r2 = 2;
+        p.order = aass ? WL_ORDER_AASS : WL_ORDER_ASAS;
+        tg_graph *g1 = build(&m, &t, &p);
+        char ord[7];
+        named_order(aass, 3, ord);
+        ms_err err = {{0}};
+        assert_int_equal(wl_order_parse(ord, 3, &p.order, &p.order_mask, &err), 0);
+        assert_true(p.order_mask == wl_order_mask(aass ? WL_ORDER_AASS : WL_ORDER_ASAS, 0, 3));
+        tg_graph *g2 = build(&m, &t, &p);
+        char *x = graph_text(g1), *y = graph_text(g2);
+        assert_string_equal(x, y);
+        free(x), free(y);
+        tg_graph_free(g1), tg_graph_free(g2);
+    }
+    struct {
+        const char *order;
+        int r1;
+        const char *expect;
+    } bad[] = {
+        {"sasa", 2, "unknown --order 'sasa'"},
+        {"ASAX", 2, "unknown --order"},
+        {"", 1, "unknown --order"},
+        {"ASAS", 3, "--r1 3 needs 6"},
+        {"SAAS", 2, "S0 at position 1"},
+        {"ASSA", 2, "S1 at position 3"},
+        {"AAAS", 2, "3 As and 1 Ss"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        wl_order o;
+        uint64_t mk;
+        ms_err err = {{0}};
+        assert_int_equal(wl_order_parse(bad[i].order, bad[i].r1, &o, &mk, &err), -1);
+        if (!strstr(err.msg, bad[i].expect))
+            fail_msg("'%s': '%s' lacks '%s'", bad[i].order, err.msg, bad[i].expect);
+    }
+    /* the builder checks a mask set directly */
+    wl_dep_params p;
+    wl_dep_defaults(&p);
+    p.sched = WL_DEP_FINDEP, p.ag = 3, p.eg = 5, p.seq = 256, p.r1 = 2;
+    p.order = WL_ORDER_CUSTOM, p.order_mask = 0x9; /* A S S A */
+    ms_err err = {{0}};
+    assert_null(wl_dep_build(&m, &t, &p, &err));
+    assert_non_null(strstr(err.msg, "--order"));
+    p.r1 = WL_ORDER_MAX_R1 + 1;
+    assert_null(wl_dep_build(&m, &t, &p, &err));
+    assert_non_null(strstr(err.msg, "--r1"));
 }
 
 static void pppipe_matches_megascale_total_time(void **state)
@@ -406,6 +555,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(findep_matches_maxplus_and_closed_form),
+        cmocka_unit_test(findep_every_order_matches_maxplus),
+        cmocka_unit_test(custom_orders_equal_named_and_bad_ones_are_refused),
         cmocka_unit_test(pppipe_matches_megascale_total_time),
         cmocka_unit_test(conservation_in_every_builder),
         cmocka_unit_test(skewed_routing_loads_expert_ranks_unequally),

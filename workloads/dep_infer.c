@@ -201,6 +201,19 @@ static int check(const model_cfg *m, const topo *t, const wl_dep_params *p, ms_e
         return ms_err_set(err, "naive runs one micro-batch: --r1 must be 1 (got %d)", p->r1);
     if (p->sched != WL_DEP_FINDEP && p->r2 != 1)
         return ms_err_set(err, "--r2 (token chunks) applies to findep only (got %d)", p->r2);
+    if (p->sched == WL_DEP_FINDEP) {
+        if (p->order == WL_ORDER_CUSTOM) {
+            if (p->r1 > WL_ORDER_MAX_R1)
+                return ms_err_set(err, "--order: a custom order needs --r1 <= %d (got %d)",
+                                  WL_ORDER_MAX_R1, p->r1);
+            if (!wl_order_valid(p->order_mask, p->r1))
+                return ms_err_set(err, "--order: mask 0x%llx is not a valid order of %d "
+                                       "attention and %d shared segments",
+                                  (unsigned long long)p->order_mask, p->r1, p->r1);
+        } else if (p->order != WL_ORDER_ASAS && p->order != WL_ORDER_AASS) {
+            return ms_err_set(err, "--order: unknown order %d", (int)p->order);
+        }
+    }
     int64_t T = mb_tokens(p);
     if ((int64_t)p->ma * p->seq > MAX_TOKENS / ((int64_t)m->top_k * ranks * p->r1))
         return ms_err_set(err, "--ma %d x --seq %d is too large", p->ma, p->seq);
@@ -241,22 +254,31 @@ static int build_dep(ctx *c, const routing *r)
     char label[64];
     for (int l = 0; l < m->layers && !c->failed; l++) {
         int moe = model_layer_is_moe(m, l);
-        /* AG compute: attention and shared segments in the schedule's order */
+        /* AG compute: attention and shared segments in the schedule's order (findep's
+         * order in MoE layers; A S A S otherwise). Position k of 2*r1 is the next A or
+         * the next S; as Si follows Ai, A(l,i) still sees layer l-1's S and E2A ends. */
+        wl_order ord = p->sched == WL_DEP_FINDEP && moe ? p->order : WL_ORDER_ASAS;
         for (int a = 0; a < ag; a++) {
-            int aass = p->sched == WL_DEP_FINDEP && p->order == WL_ORDER_AASS && moe;
-            for (int pass = 0; pass < (aass ? 2 : 1); pass++)
-                for (int i = 0; i < r1; i++) {
-                    size_t s = (size_t)a * r1 + i;
-                    if (pass == 0) {
-                        int na = 0;
-                        if (l > 0 && sh_end[s] >= 0) after[na++] = sh_end[s];
-                        if (l > 0 && have_e2a)
-                            for (int j = 0; j < r2; j++) after[na++] = e2a_recv[s * r2 + j];
-                        if (l > 0 && na == 0) after[na++] = seg_end[s];
-                        seg_end[s] = attention(c, a, l, i, after, na);
-                    }
-                    if (!aass || pass == 1) sh_end[s] = shared(c, a, l, i, &seg_end[s], 1);
+            int na_seg = 0, ns_seg = 0;
+            for (int k = 0; k < 2 * r1; k++) {
+                int is_a = ord == WL_ORDER_AASS   ? k < r1
+                           : ord == WL_ORDER_ASAS ? k % 2 == 0
+                                                  : (int)((p->order_mask >> k) & 1);
+                if (is_a) {
+                    size_t s = (size_t)a * r1 + na_seg;
+                    int na = 0;
+                    if (l > 0 && sh_end[s] >= 0) after[na++] = sh_end[s];
+                    if (l > 0 && have_e2a)
+                        for (int j = 0; j < r2; j++) after[na++] = e2a_recv[s * r2 + j];
+                    if (l > 0 && na == 0) after[na++] = seg_end[s];
+                    seg_end[s] = attention(c, a, l, na_seg, after, na);
+                    na_seg++;
+                } else {
+                    size_t s = (size_t)a * r1 + ns_seg;
+                    sh_end[s] = shared(c, a, l, ns_seg, &seg_end[s], 1);
+                    ns_seg++;
                 }
+            }
         }
         have_e2a = moe;
         if (!moe) continue;
@@ -466,6 +488,86 @@ void wl_dep_defaults(wl_dep_params *p)
     p->r1 = p->ma = p->r2 = 1;
     p->order = WL_ORDER_ASAS;
     p->phase = WL_PREFILL;
+}
+
+/* ---- AG orders ----------------------------------------------------------------------- */
+
+int wl_order_valid(uint64_t mask, int r1)
+{
+    if (r1 < 1 || r1 > WL_ORDER_MAX_R1) return 0;
+    int n = 2 * r1;
+    if (n < 64 && (mask >> n) != 0) return 0;
+    int lead = 0; /* As minus Ss so far */
+    for (int k = 0; k < n; k++) {
+        lead += (mask >> k) & 1 ? 1 : -1;
+        if (lead < 0) return 0;
+    }
+    return lead == 0;
+}
+
+uint64_t wl_order_mask(wl_order order, uint64_t mask, int r1)
+{
+    if (r1 < 1 || r1 > WL_ORDER_MAX_R1) return 0;
+    if (order == WL_ORDER_CUSTOM) return mask;
+    uint64_t m = 0;
+    for (int k = 0; k < 2 * r1; k++)
+        if (order == WL_ORDER_AASS ? k < r1 : k % 2 == 0) m |= UINT64_C(1) << k;
+    return m;
+}
+
+long long wl_order_count(int r1)
+{
+    if (r1 < 0 || r1 > WL_ORDER_MAX_R1) return -1;
+    /* Catalan(n+1) = Catalan(n) * 2(2n+1) / (n+2); exact in 64 bits up to n = 33 */
+    unsigned long long c = 1;
+    for (int n = 0; n < r1; n++) c = c * 2 * (2 * n + 1) / (n + 2);
+    return (long long)c;
+}
+
+int wl_order_parse(const char *s, int r1, wl_order *order, uint64_t *mask, ms_err *err)
+{
+    if (!strcmp(s, "asas") || !strcmp(s, "aass")) {
+        *order = s[1] == 's' ? WL_ORDER_ASAS : WL_ORDER_AASS;
+        *mask = 0;
+        return 0;
+    }
+    size_t n = strlen(s);
+    if (n == 0 || strspn(s, "AS") != n)
+        return ms_err_set(err, "unknown --order '%s' (known: asas, aass, or a string of "
+                               "2 x --r1 letters A and S such as AASASS)", s);
+    if (r1 < 1 || r1 > WL_ORDER_MAX_R1)
+        return ms_err_set(err, "--order '%s': a custom order needs --r1 between 1 and %d "
+                               "(got %d)", s, WL_ORDER_MAX_R1, r1);
+    if (n != 2 * (size_t)r1)
+        return ms_err_set(err, "--order '%s' has %zu segments; --r1 %d needs %d (%d A, %d S)",
+                          s, n, r1, 2 * r1, r1, r1);
+    uint64_t m = 0;
+    int lead = 0, as = 0;
+    for (size_t k = 0; k < n; k++) {
+        if (s[k] == 'A') m |= UINT64_C(1) << k, as++, lead++;
+        else if (--lead < 0)
+            return ms_err_set(err, "--order '%s': shared segment S%d at position %zu comes "
+                                   "before its attention segment A%d", s, (int)(k - as), k + 1,
+                              (int)(k - as));
+    }
+    if (as != r1)
+        return ms_err_set(err, "--order '%s' has %d As and %d Ss; it needs %d of each", s, as,
+                          (int)n - as, r1);
+    *order = WL_ORDER_CUSTOM;
+    *mask = m;
+    return 0;
+}
+
+void wl_order_format(wl_order order, uint64_t mask, int r1, char *buf, size_t n)
+{
+    if (n == 0) return;
+    if (order != WL_ORDER_CUSTOM || r1 < 1 || r1 > WL_ORDER_MAX_R1) {
+        snprintf(buf, n, "%s", order == WL_ORDER_AASS ? "aass" : "asas");
+        return;
+    }
+    size_t k = 0;
+    for (; k < 2 * (size_t)r1 && k + 1 < n; k++) buf[k] = (mask >> k) & 1 ? 'A' : 'S';
+    buf[k] = 0;
 }
 
 static const char *const sched_names[] = {"naive", "pppipe", "findep", "ep"};

@@ -4,6 +4,9 @@
 #ifndef WL_DEP_INFER_H
 #define WL_DEP_INFER_H
 
+#include <stddef.h>
+#include <stdint.h>
+
 #include "core/err.h"
 #include "core/model.h"
 #include "core/routing.h"
@@ -21,7 +24,15 @@ typedef enum wl_dep_sched {
 } wl_dep_sched;
 
 typedef enum wl_phase { WL_PREFILL, WL_DECODE } wl_phase;
-typedef enum wl_order { WL_ORDER_ASAS, WL_ORDER_AASS } wl_order;
+/* findep's AG order of the r1 attention segments A0..A(r1-1) and shared segments
+ * S0..S(r1-1) of a MoE layer: ASAS (A0 S0 A1 S1 ...), AASS (all A, then all S), or any
+ * other valid interleaving (WL_ORDER_CUSTOM, given by wl_dep_params.order_mask). Valid:
+ * the As in index order, the Ss in index order, and each Si after its Ai, i.e. every
+ * prefix holds at least as many As as Ss. There are Catalan(r1) = C(2r1, r1)/(r1+1) of
+ * them (wl_order_count). Dense layers always run A S A S. */
+typedef enum wl_order { WL_ORDER_ASAS, WL_ORDER_AASS, WL_ORDER_CUSTOM } wl_order;
+
+#define WL_ORDER_MAX_R1 32 /* custom orders: 2*r1 positions fit a uint64_t */
 
 typedef struct wl_dep_params {
     wl_dep_sched sched;
@@ -31,6 +42,8 @@ typedef struct wl_dep_params {
     int ma;          /* samples per micro-batch per attention rank */
     int r2;          /* token chunks per micro-batch (findep; 1 otherwise) */
     wl_order order;  /* findep's AG order of attention and shared segments */
+    uint64_t order_mask; /* WL_ORDER_CUSTOM: bit k (k < 2*r1) set = the k-th AG segment of
+                            a MoE layer is attention, clear = shared; ignored otherwise */
     wl_phase phase;
     const routing *route; /* expert load; NULL = uniform */
 } wl_dep_params;
@@ -47,6 +60,29 @@ tg_graph *wl_dep_build(const model_cfg *m, const topo *t, const wl_dep_params *p
 /* Tokens one graph processes: samples x S in prefill (as FinDEP counts), samples in
  * decode (one new token per sample). Throughput = this / makespan. */
 double wl_dep_tokens(const wl_dep_params *p, const topo *t);
+
+/* ---- AG orders ---------------------------------------------------------------------- */
+
+/* Is mask a valid order of 2*r1 segments (bits at and above 2*r1 clear, r1 As, every
+ * prefix with at least as many As as Ss)? r1 must be 1..WL_ORDER_MAX_R1. */
+int wl_order_valid(uint64_t mask, int r1);
+
+/* The mask of order (a named one expanded for r1, or mask itself for WL_ORDER_CUSTOM);
+ * 0 when r1 is outside 1..WL_ORDER_MAX_R1. */
+uint64_t wl_order_mask(wl_order order, uint64_t mask, int r1);
+
+/* Number of valid orders for r1 (Catalan(r1)); -1 above WL_ORDER_MAX_R1. */
+long long wl_order_count(int r1);
+
+/* Parses --order: "asas", "aass", or a string of 2*r1 letters A and S (e.g. "AASASS").
+ * Fills *order and *mask (0 for the named ones). Errors name --order. */
+int wl_order_parse(const char *s, int r1, wl_order *order, uint64_t *mask, ms_err *err);
+
+/* Writes the order as --order takes it: "asas", "aass", or the A/S string. */
+void wl_order_format(wl_order order, uint64_t mask, int r1, char *buf, size_t n);
+
+/* Buffer size that holds any wl_order_format output. */
+#define WL_ORDER_STRLEN (2 * WL_ORDER_MAX_R1 + 1)
 
 const char *wl_dep_sched_name(wl_dep_sched s);
 int wl_dep_sched_find(const char *name); /* -1 if unknown */
