@@ -8,6 +8,7 @@ int cmd_db(int argc, char **argv);
 int cmd_topo(int argc, char **argv);
 int cmd_graph(int argc, char **argv);
 int cmd_solve(int argc, char **argv);
+int cmd_repro(int argc, char **argv);
 
 /* Exit statuses shared by all subcommands. */
 #define EXIT_USAGE 2 /* bad flags or arguments */

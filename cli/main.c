@@ -16,6 +16,7 @@ static const command commands[] = {
     {"topo", cmd_topo, "resolve and print a topology (name, file or generated spec)"},
     {"db", cmd_db, "list or build a cost database"},
     {"solve", cmd_solve, "choose a DEP schedule (split, micro-batches, chunks, order)"},
+    {"repro", cmd_repro, "reproduce a paper's evaluation in simulation (findep)"},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 

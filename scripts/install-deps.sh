@@ -7,5 +7,6 @@ SUDO=""
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends \
-    build-essential make clang libsqlite3-dev libyaml-dev libcjson-dev libcmocka-dev >/dev/null
+    build-essential make clang libsqlite3-dev libyaml-dev libcjson-dev libcmocka-dev \
+    gnuplot-nox >/dev/null
 echo "moesched: build dependencies installed"
