@@ -16,87 +16,39 @@
 
 #include <cmocka.h>
 
-static char bin[4096];
-static char tmpdir[] = "/tmp/ms-cli-XXXXXX";
+#include "tests/testutil.h"
 
-typedef struct output {
-    int status;
-    char *out, *err;
-} output;
 
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return strdup("");
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    size_t got = fread(buf, 1, (size_t)n, f);
-    buf[got] = 0;
-    fclose(f);
-    return buf;
-}
-
-static void write_file(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
-}
-
-/* Runs `moesched ARGS` (a shell fragment) and captures its status, stdout and stderr. */
-static output run(const char *fmt, ...)
-{
-    char args[8192], cmd[32768], o[4200], e[4200];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
-    va_end(ap);
-    snprintf(o, sizeof o, "%s/stdout", tmpdir);
-    snprintf(e, sizeof e, "%s/stderr", tmpdir);
-    snprintf(cmd, sizeof cmd, "%s %s >%s 2>%s </dev/null", bin, args, o, e);
-    int st = system(cmd);
-    output r = {WIFEXITED(st) ? WEXITSTATUS(st) : 128, slurp(o), slurp(e)};
-    return r;
-}
-
-static void release(output *r)
-{
-    free(r->out);
-    free(r->err);
-}
 
 static void help_for_every_command(void **state)
 {
     (void)state;
     const char *cmds[] = {"sim", "graph", "topo", "db", "db build"};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
-        output r = run("%s --help", cmds[i]);
+        tu_output r = tu_run("%s --help", cmds[i]);
         assert_int_equal(r.status, 0);
         assert_non_null(strstr(r.out, "usage: moesched"));
-        release(&r);
+        tu_release(&r);
     }
-    output r = run("--help");
+    tu_output r = tu_run("--help");
     assert_int_equal(r.status, 0);
     assert_non_null(strstr(r.out, "sim"));
-    release(&r);
-    r = run("frobnicate");
+    tu_release(&r);
+    r = tu_run("frobnicate");
     assert_int_equal(r.status, 2);
     assert_non_null(strstr(r.err, "unknown command 'frobnicate'"));
-    release(&r);
+    tu_release(&r);
 }
 
 static void sim_example_text_and_json(void **state)
 {
     (void)state;
-    output r = run("sim --graph traces/examples/two-layer-dep.tg --topo dgx-h100-1x8");
+    tu_output r = tu_run("sim --graph traces/examples/two-layer-dep.tg --topo dgx-h100-1x8");
     assert_int_equal(r.status, 0);
     assert_non_null(strstr(r.out, "makespan"));
     assert_non_null(strstr(r.out, "exposed comm"));
-    release(&r);
-    r = run("sim --graph traces/examples/two-layer-dep.tg --topo dgx-h100-1x8 --json");
+    tu_release(&r);
+    r = tu_run("sim --graph traces/examples/two-layer-dep.tg --topo dgx-h100-1x8 --json");
     assert_int_equal(r.status, 0);
     /* exactly one JSON object on one line */
     assert_int_equal(r.out[0], '{');
@@ -114,28 +66,28 @@ static void sim_example_text_and_json(void **state)
     assert_non_null(strstr(r.out, "\"bound_makespan_us\":"));
     double bound = atof(strstr(r.out, "\"bound_makespan_us\":") + 20);
     assert_true(bound > 0 && bound <= makespan * (1 + 1e-12));
-    release(&r);
+    tu_release(&r);
     /* A slower interconnect cannot make the same graph faster. */
-    r = run("sim --graph traces/examples/two-layer-dep.tg --topo h100:nodes=1,intra_GBps=25 --json");
+    r = tu_run("sim --graph traces/examples/two-layer-dep.tg --topo h100:nodes=1,intra_GBps=25 --json");
     assert_int_equal(r.status, 0);
     assert_true(atof(strstr(r.out, "\"makespan_us\":") + 14) > makespan);
-    release(&r);
+    tu_release(&r);
 }
 
 static void trace_is_byte_identical_across_runs(void **state)
 {
     (void)state;
     char a[4200], b[4200];
-    snprintf(a, sizeof a, "%s/a.json", tmpdir);
-    snprintf(b, sizeof b, "%s/b.json", tmpdir);
+    snprintf(a, sizeof a, "%s/a.json", tu_tmpdir);
+    snprintf(b, sizeof b, "%s/b.json", tu_tmpdir);
     const char *args = "sim --graph traces/examples/two-layer-dep.tg --topo h20-1x8 --trace";
-    output r = run("%s %s", args, a);
+    tu_output r = tu_run("%s %s", args, a);
     assert_int_equal(r.status, 0);
-    release(&r);
-    r = run("%s %s", args, b);
+    tu_release(&r);
+    r = tu_run("%s %s", args, b);
     assert_int_equal(r.status, 0);
-    release(&r);
-    char *x = slurp(a), *y = slurp(b);
+    tu_release(&r);
+    char *x = tu_slurp(a), *y = tu_slurp(b);
     assert_true(strlen(x) > 1000);
     assert_string_equal(x, y);
     assert_non_null(strstr(x, "\"L1.mb0.expert\""));
@@ -147,15 +99,15 @@ static void graph_canonical_round_trip(void **state)
 {
     (void)state;
     char c1[4200], c2[4200];
-    snprintf(c1, sizeof c1, "%s/c1.tg", tmpdir);
-    snprintf(c2, sizeof c2, "%s/c2.tg", tmpdir);
-    output r = run("graph --in traces/examples/two-layer-dep.tg --out %s", c1);
+    snprintf(c1, sizeof c1, "%s/c1.tg", tu_tmpdir);
+    snprintf(c2, sizeof c2, "%s/c2.tg", tu_tmpdir);
+    tu_output r = tu_run("graph --in traces/examples/two-layer-dep.tg --out %s", c1);
     assert_int_equal(r.status, 0);
-    release(&r);
-    r = run("graph --in %s --out %s", c1, c2);
+    tu_release(&r);
+    r = tu_run("graph --in %s --out %s", c1, c2);
     assert_int_equal(r.status, 0);
-    release(&r);
-    char *x = slurp(c1), *y = slurp(c2);
+    tu_release(&r);
+    char *x = tu_slurp(c1), *y = tu_slurp(c2);
     assert_string_equal(x, y);
     assert_true(strncmp(x, "tg 1\n", 5) == 0);
     free(x);
@@ -166,101 +118,101 @@ static void bad_graph_names_file_and_line(void **state)
 {
     (void)state;
     char p[4200];
-    snprintf(p, sizeof p, "%s/bad.tg", tmpdir);
-    write_file(p, "tg 1\n"
+    snprintf(p, sizeof p, "%s/bad.tg", tu_tmpdir);
+    tu_write_file(p, "tg 1\n"
                   "task 0 rank=0 stream=s op=delay us=1\n"
                   "task 1 rank=0 stream=s op=gemmm m=1 n=1 k=1\n");
-    output r = run("sim --graph %s --topo dgx-h100-1x8", p);
+    tu_output r = tu_run("sim --graph %s --topo dgx-h100-1x8", p);
     assert_int_equal(r.status, 1);
     assert_non_null(strstr(r.err, "bad.tg:3"));
     assert_non_null(strstr(r.err, "gemmm"));
     assert_string_equal(r.out, "");
-    release(&r);
+    tu_release(&r);
     /* a graph that would deadlock is refused, not simulated forever */
-    write_file(p, "tg 1\n"
+    tu_write_file(p, "tg 1\n"
                   "task 0 rank=0 stream=x op=xchg recv=1:8\n"
                   "task 1 rank=0 stream=x op=xchg send=1:8\n"
                   "task 2 rank=1 stream=x op=xchg recv=0:8\n"
                   "task 3 rank=1 stream=x op=xchg send=0:8\n");
-    r = run("sim --graph %s --topo dgx-h100-1x8", p);
+    r = tu_run("sim --graph %s --topo dgx-h100-1x8", p);
     assert_int_equal(r.status, 1);
     assert_non_null(strstr(r.err, "deadlock"));
-    release(&r);
-    r = run("sim --graph %s/missing.tg --topo dgx-h100-1x8", tmpdir);
+    tu_release(&r);
+    r = tu_run("sim --graph %s/missing.tg --topo dgx-h100-1x8", tu_tmpdir);
     assert_int_equal(r.status, 1);
     assert_non_null(strstr(r.err, "missing.tg"));
-    release(&r);
+    tu_release(&r);
 }
 
 static void bad_topology_and_flags(void **state)
 {
     (void)state;
-    output r = run("sim --graph traces/examples/two-layer-dep.tg --topo no-such-cluster");
+    tu_output r = tu_run("sim --graph traces/examples/two-layer-dep.tg --topo no-such-cluster");
     assert_int_equal(r.status, 1);
     assert_non_null(strstr(r.err, "no-such-cluster"));
-    release(&r);
-    r = run("sim --graph traces/examples/two-layer-dep.tg --topo h100:nodes=0");
+    tu_release(&r);
+    r = tu_run("sim --graph traces/examples/two-layer-dep.tg --topo h100:nodes=0");
     assert_int_equal(r.status, 1);
     assert_non_null(strstr(r.err, "nodes"));
-    release(&r);
+    tu_release(&r);
     /* more ranks in the graph than GPUs in the cluster */
-    r = run("sim --graph traces/examples/two-layer-dep.tg --topo h100:nodes=1,gpus=4");
+    r = tu_run("sim --graph traces/examples/two-layer-dep.tg --topo h100:nodes=1,gpus=4");
     assert_int_equal(r.status, 1);
     assert_non_null(strstr(r.err, "8 ranks"));
-    release(&r);
-    r = run("sim --graph traces/examples/two-layer-dep.tg");
+    tu_release(&r);
+    r = tu_run("sim --graph traces/examples/two-layer-dep.tg");
     assert_int_equal(r.status, 2);
     assert_non_null(strstr(r.err, "--topo"));
-    release(&r);
-    r = run("sim --graph traces/examples/two-layer-dep.tg --topo dgx-h100-1x8 --bogus");
+    tu_release(&r);
+    r = tu_run("sim --graph traces/examples/two-layer-dep.tg --topo dgx-h100-1x8 --bogus");
     assert_int_equal(r.status, 2);
     assert_non_null(strstr(r.err, "--bogus"));
-    release(&r);
-    r = run("sim --graph traces/examples/two-layer-dep.tg --topo dgx-h100-1x8 --net magic");
+    tu_release(&r);
+    r = tu_run("sim --graph traces/examples/two-layer-dep.tg --topo dgx-h100-1x8 --net magic");
     assert_int_equal(r.status, 2);
     assert_non_null(strstr(r.err, "magic"));
-    release(&r);
-    r = run("topo h100:nodes=128");
+    tu_release(&r);
+    r = tu_run("topo h100:nodes=128");
     assert_int_equal(r.status, 0);
     assert_non_null(strstr(r.out, "1024"));
-    release(&r);
+    tu_release(&r);
 }
 
 static void bad_database_is_refused_and_untouched(void **state)
 {
     (void)state;
     char p[4200];
-    snprintf(p, sizeof p, "%s/not-a-db.db", tmpdir);
-    write_file(p, "this is not an sqlite database, and it must stay as it is\n");
-    output r = run("sim --graph traces/examples/two-layer-dep.tg --topo dgx-h100-1x8 --db %s", p);
+    snprintf(p, sizeof p, "%s/not-a-db.db", tu_tmpdir);
+    tu_write_file(p, "this is not an sqlite database, and it must stay as it is\n");
+    tu_output r = tu_run("sim --graph traces/examples/two-layer-dep.tg --topo dgx-h100-1x8 --db %s", p);
     assert_int_equal(r.status, 1);
     assert_non_null(strstr(r.err, "not-a-db.db"));
-    release(&r);
-    char *x = slurp(p);
+    tu_release(&r);
+    char *x = tu_slurp(p);
     assert_string_equal(x, "this is not an sqlite database, and it must stay as it is\n");
     free(x);
-    r = run("db --db %s/absent.db", tmpdir);
+    r = tu_run("db --db %s/absent.db", tu_tmpdir);
     assert_int_equal(r.status, 1);
     assert_non_null(strstr(r.err, "absent.db"));
-    release(&r);
+    tu_release(&r);
     struct stat st;
-    snprintf(p, sizeof p, "%s/absent.db", tmpdir);
+    snprintf(p, sizeof p, "%s/absent.db", tu_tmpdir);
     assert_int_not_equal(stat(p, &st), 0); /* opening did not create it */
 }
 
 static void db_lists_sources(void **state)
 {
     (void)state;
-    output r = run("db");
+    tu_output r = tu_run("db");
     assert_int_equal(r.status, 0);
     assert_non_null(strstr(r.out, "datasheet"));
     assert_non_null(strstr(r.out, "h100"));
     assert_non_null(strstr(r.out, "gemm"));
-    release(&r);
-    r = run("db --json");
+    tu_release(&r);
+    r = tu_run("db --json");
     assert_int_equal(r.status, 0);
     assert_int_equal(r.out[0], '{');
-    release(&r);
+    tu_release(&r);
 }
 
 #define DEP "--workload dep --model deepseek-v2 --layers 3 --topo h20-1x8 --ag 3 --eg 5 --seq 1024"
@@ -285,19 +237,19 @@ static void workload_graph_reproduces_in_sim(void **state)
         const char *flags = strstr(scheds[i], "--sched ep") ? "--workload dep --model deepseek-v2 "
                                                                "--layers 3 --topo h20-1x8 --seq 1024"
                                                              : DEP;
-        output a = run("sim %s %s --json", flags, scheds[i]);
+        tu_output a = tu_run("sim %s %s --json", flags, scheds[i]);
         if (a.status != 0) fail_msg("sim %s: %s", scheds[i], a.err);
         assert_true(json_num(a.out, "throughput_tokens_per_s") > 0);
         char g[4200];
-        snprintf(g, sizeof g, "%s/w%zu.tg", tmpdir, i);
-        output b = run("graph %s %s --out %s", flags, scheds[i], g);
+        snprintf(g, sizeof g, "%s/w%zu.tg", tu_tmpdir, i);
+        tu_output b = tu_run("graph %s %s --out %s", flags, scheds[i], g);
         assert_int_equal(b.status, 0);
-        output c = run("sim --graph %s --topo h20-1x8 --json", g);
+        tu_output c = tu_run("sim --graph %s --topo h20-1x8 --json", g);
         assert_int_equal(c.status, 0);
         /* the same graph, so exactly the same makespan */
         assert_true(json_num(a.out, "makespan_us") == json_num(c.out, "makespan_us"));
         assert_true(json_num(a.out, "events") == json_num(c.out, "events"));
-        release(&a), release(&b), release(&c);
+        tu_release(&a), tu_release(&b), tu_release(&c);
     }
 }
 
@@ -327,20 +279,20 @@ static void workload_bad_input(void **state)
         {"--graph traces/examples/two-layer-dep.tg " DEP " --sched naive", 2, "not both"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        output r = run("sim %s", cases[i].args);
+        tu_output r = tu_run("sim %s", cases[i].args);
         if (r.status != cases[i].status || !strstr(r.err, cases[i].expect))
             fail_msg("case %zu: status %d, stderr '%s' (want %d, '%s')", i, r.status, r.err,
                      cases[i].status, cases[i].expect);
-        release(&r);
+        tu_release(&r);
     }
     char bad[4200];
-    snprintf(bad, sizeof bad, "%s/bad-model.json", tmpdir);
-    write_file(bad, "{\"model_type\": \"mixtral\", \"hidden_size\": 4096,\n  \"num_hidden_layers\": }\n");
-    output r = run("sim --workload dep --sched naive --model %s --topo h20-1x8 --ag 4 --eg 4 "
+    snprintf(bad, sizeof bad, "%s/bad-model.json", tu_tmpdir);
+    tu_write_file(bad, "{\"model_type\": \"mixtral\", \"hidden_size\": 4096,\n  \"num_hidden_layers\": }\n");
+    tu_output r = tu_run("sim --workload dep --sched naive --model %s --topo h20-1x8 --ag 4 --eg 4 "
                    "--seq 64", bad);
     assert_int_equal(r.status, 1);
     assert_non_null(strstr(r.err, "bad-model.json"));
-    release(&r);
+    tu_release(&r);
 }
 
 #define SOLVE "solve --workload dep --model deepseek-v2 --layers 2 --topo h20-1x8 --seq 1024"
@@ -350,17 +302,17 @@ static void workload_bad_input(void **state)
 static void solve_json_emit_and_bad_input(void **state)
 {
     (void)state;
-    output r = run("solve --help");
+    tu_output r = tu_run("solve --help");
     assert_int_equal(r.status, 0);
     assert_non_null(strstr(r.out, "usage: moesched solve"));
-    release(&r);
-    r = run("--help");
+    tu_release(&r);
+    r = tu_run("--help");
     assert_non_null(strstr(r.out, "solve"));
-    release(&r);
+    tu_release(&r);
 
     char g[4200];
-    snprintf(g, sizeof g, "%s/solved.tg", tmpdir);
-    r = run(SOLVE " --sched findep --ag 3 --eg 5 --json --emit %s", g);
+    snprintf(g, sizeof g, "%s/solved.tg", tu_tmpdir);
+    r = tu_run(SOLVE " --sched findep --ag 3 --eg 5 --json --emit %s", g);
     if (r.status != 0) fail_msg("solve: %s", r.err);
     assert_int_equal(r.out[0], '{');
     char *nl = strchr(r.out, '\n');
@@ -376,29 +328,29 @@ static void solve_json_emit_and_bad_input(void **state)
     double tps = json_num(r.out, "throughput_tokens_per_s");
     assert_true(tps <= json_num(r.out, "bound_tokens_per_s") * (1 + 1e-9));
     /* the emitted graph is the chosen schedule: sim gives the same makespan */
-    output s = run("sim --graph %s --topo h20-1x8 --json", g);
+    tu_output s = tu_run("sim --graph %s --topo h20-1x8 --json", g);
     if (s.status != 0) fail_msg("sim of the emitted graph: %s", s.err);
     double a = json_num(r.out, "makespan_us"), b = json_num(s.out, "makespan_us");
     if (fabs(a - b) > 1e-9 * b) fail_msg("solve makespan %.17g us, sim %.17g us", a, b);
     assert_true(fabs(json_num(r.out, "tokens") / (b * 1e-6) - tps) <= 1e-9 * tps);
-    release(&r), release(&s);
+    tu_release(&r), tu_release(&s);
 
     /* text form, alg1, held flags */
-    r = run(SOLVE " --sched findep --ag 3 --eg 5 --method alg1 --r1 3 --order aass");
+    r = tu_run(SOLVE " --sched findep --ag 3 --eg 5 --method alg1 --r1 3 --order aass");
     if (r.status != 0) fail_msg("solve alg1: %s", r.err);
     assert_non_null(strstr(r.out, "r1=3 "));
     assert_non_null(strstr(r.out, "order=aass"));
     assert_non_null(strstr(r.out, "bound"));
     assert_non_null(strstr(r.out, "gap"));
     assert_non_null(strstr(r.out, "alg1 estimate"));
-    release(&r);
+    tu_release(&r);
     /* the PPPipe planner: m <= 4 micro-batches, no chunks; auto split */
-    r = run(SOLVE " --sched pppipe --split auto --json");
+    r = tu_run(SOLVE " --sched pppipe --split auto --json");
     if (r.status != 0) fail_msg("solve pppipe: %s", r.err);
     assert_true(json_num(r.out, "r1") <= 4);
     assert_true(json_num(r.out, "r2") == 1);
     assert_non_null(strstr(r.out, "\"sched\":\"pppipe\""));
-    release(&r);
+    tu_release(&r);
 
     struct {
         const char *args;
@@ -423,34 +375,13 @@ static void solve_json_emit_and_bad_input(void **state)
          "no-such-model"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        r = run("%s", bad[i].args);
+        r = tu_run("%s", bad[i].args);
         if (r.status != bad[i].status || !strstr(r.err, bad[i].expect))
             fail_msg("solve case %zu: status %d, stderr '%s' (want %d, '%s')", i, r.status,
                      r.err, bad[i].status, bad[i].expect);
         assert_string_equal(r.out, "");
-        release(&r);
+        tu_release(&r);
     }
-}
-
-static int setup(void **state)
-{
-    (void)state;
-    const char *b = getenv("MOESCHED_BUILD");
-    snprintf(bin, sizeof bin, "%s/%s/moesched", MS_SOURCE_DIR, b && *b ? b : "build");
-    if (access(bin, X_OK) != 0) {
-        fprintf(stderr, "test_cli: %s is missing; run make first\n", bin);
-        return -1;
-    }
-    if (!mkdtemp(tmpdir)) return -1;
-    return chdir(MS_SOURCE_DIR);
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    char cmd[4200];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
-    return system(cmd) == 0 ? 0 : -1;
 }
 
 int main(void)
@@ -468,5 +399,5 @@ int main(void)
         cmocka_unit_test(workload_bad_input),
         cmocka_unit_test(solve_json_emit_and_bad_input),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, tu_cli_setup, tu_cli_teardown);
 }

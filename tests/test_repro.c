@@ -15,50 +15,9 @@
 
 #include <cmocka.h>
 
-static char bin[4096];
-static char tmpdir[] = "/tmp/ms-repro-XXXXXX";
+#include "tests/testutil.h"
 
-typedef struct output {
-    int status;
-    char *out, *err;
-} output;
 
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    size_t got = fread(buf, 1, (size_t)n, f);
-    buf[got] = 0;
-    fclose(f);
-    return buf;
-}
-
-static output run(const char *fmt, ...)
-{
-    char args[8192], cmd[32768], o[4200], e[4200];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
-    va_end(ap);
-    snprintf(o, sizeof o, "%s/stdout", tmpdir);
-    snprintf(e, sizeof e, "%s/stderr", tmpdir);
-    snprintf(cmd, sizeof cmd, "%s %s >%s 2>%s </dev/null", bin, args, o, e);
-    int st = system(cmd);
-    char *so = slurp(o), *se = slurp(e);
-    output r = {WIFEXITED(st) ? WEXITSTATUS(st) : 128, so ? so : strdup(""),
-                se ? se : strdup("")};
-    return r;
-}
-
-static void release(output *r)
-{
-    free(r->out);
-    free(r->err);
-}
 
 /* A TSV table: header names and rows of fields, all pointing into one buffer. */
 #define MAXCOL 64
@@ -87,7 +46,7 @@ static int split_line(char *line, char **fields)
 static void load_table(const char *path, table *t)
 {
     memset(t, 0, sizeof *t);
-    t->buf = slurp(path);
+    t->buf = tu_slurp(path);
     if (!t->buf) fail_msg("%s was not written", path);
     char *save = NULL;
     char *line = strtok_r(t->buf, "\n", &save);
@@ -129,15 +88,15 @@ static void quick_run_writes_consistent_tables(void **state)
 {
     (void)state;
     char dir[4200];
-    snprintf(dir, sizeof dir, "%s/a/b", tmpdir); /* nested: created as needed */
-    output r = run("repro findep --quick --out %s", dir);
+    snprintf(dir, sizeof dir, "%s/a/b", tu_tmpdir); /* nested: created as needed */
+    tu_output r = tu_run("repro findep --quick --out %s", dir);
     if (r.status != 0) fail_msg("repro findep --quick: status %d, stderr '%s'", r.status, r.err);
     assert_non_null(strstr(r.out, "best speedup over pppipe"));
     assert_non_null(strstr(r.out, "monotonicity"));
     assert_non_null(strstr(r.out, "datasheet-derived"));
     assert_non_null(strstr(r.out, "h20"));
     assert_non_null(strstr(r.out, "findep_speedup"));
-    release(&r);
+    tu_release(&r);
 
     char path[4300];
     table t;
@@ -203,7 +162,7 @@ static void bad_out_and_flags_fail_clearly(void **state)
 {
     (void)state;
     char file[4200];
-    snprintf(file, sizeof file, "%s/plain-file", tmpdir);
+    snprintf(file, sizeof file, "%s/plain-file", tu_tmpdir);
     FILE *f = fopen(file, "w");
     assert_non_null(f);
     fputs("not a folder\n", f);
@@ -222,41 +181,20 @@ static void bad_out_and_flags_fail_clearly(void **state)
         {"repro findep --quick --out %s.d --db %s", 1, "plain-file"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        output r = run(bad[i].args, file, file);
+        tu_output r = tu_run(bad[i].args, file, file);
         if (r.status != bad[i].status || !strstr(r.err, bad[i].expect))
             fail_msg("case %zu: status %d, stderr '%s' (want %d, '%s')", i, r.status, r.err,
                      bad[i].status, bad[i].expect);
-        release(&r);
+        tu_release(&r);
     }
     /* the file that was in the way is untouched */
-    char *text = slurp(file);
+    char *text = tu_slurp(file);
     assert_string_equal(text, "not a folder\n");
     free(text);
-    output r = run("repro findep --help");
+    tu_output r = tu_run("repro findep --help");
     assert_int_equal(r.status, 0);
     assert_non_null(strstr(r.out, "usage: moesched repro findep"));
-    release(&r);
-}
-
-static int setup(void **state)
-{
-    (void)state;
-    const char *b = getenv("MOESCHED_BUILD");
-    snprintf(bin, sizeof bin, "%s/%s/moesched", MS_SOURCE_DIR, b && *b ? b : "build");
-    if (access(bin, X_OK) != 0) {
-        fprintf(stderr, "test_repro: %s is missing; run make first\n", bin);
-        return -1;
-    }
-    if (!mkdtemp(tmpdir)) return -1;
-    return chdir(MS_SOURCE_DIR);
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    char cmd[4200];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
-    return system(cmd) == 0 ? 0 : -1;
+    tu_release(&r);
 }
 
 int main(void)
@@ -265,5 +203,5 @@ int main(void)
         cmocka_unit_test(quick_run_writes_consistent_tables),
         cmocka_unit_test(bad_out_and_flags_fail_clearly),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, tu_cli_setup, tu_cli_teardown);
 }

@@ -16,33 +16,24 @@
 
 #include <cmocka.h>
 
+#include "tests/testutil.h"
+
 #include "costdb/cdb.h"
 #include "solver/solve.h"
 
 static cdb *db;
-static char db_path[] = "/tmp/ms-search-db-XXXXXX";
 
 static int setup(void **state)
 {
     (void)state;
-    glob_t gl;
-    if (glob(MS_SOURCE_DIR "/costdb/profiles/*.sql", 0, NULL, &gl) != 0) return -1;
-    int fd = mkstemp(db_path);
-    if (fd < 0) return -1;
-    close(fd);
-    ms_err err = {{0}};
-    int rc = cdb_build(db_path, (const char *const *)gl.gl_pathv, (int)gl.gl_pathc, &err);
-    globfree(&gl);
-    if (rc == 0) db = cdb_open(db_path, &err);
-    if (!db) fprintf(stderr, "test_solver_search: %s\n", err.msg);
+    db = tu_db_open();
     return db ? 0 : -1;
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    cdb_close(db);
-    unlink(db_path);
+    tu_db_close(db);
     return 0;
 }
 
