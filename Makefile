@@ -30,18 +30,61 @@ BENCH_SRC := $(wildcard bench/bench_*.c)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(B)/bench/%)
 PROFILES := $(sort $(wildcard costdb/profiles/*.sql))
 
-NVCC := $(shell command -v nvcc 2>/dev/null)
+# CUDA: where nvcc exists (on PATH, or /usr/local/cuda/bin), the plain build compiles
+# kernels/*.cu and exec/backend_cuda*.cu into build/cuda/ for CUDA_ARCH (default sm_80 and
+# sm_90; e.g. `make CUDA_ARCH=sm_90 gpu-check-bin`) and links build/cuda/check_kernels
+# (tests/gpu/check_kernels.cu + the kernels + the CPU references from libmoesched.a).
+# SAN=1 skips CUDA (sanitizers do not apply to nvcc objects); the plain build covers it.
+NVCC := $(or $(shell command -v nvcc 2>/dev/null),$(wildcard /usr/local/cuda/bin/nvcc))
 CU_SRC := $(wildcard kernels/*.cu exec/backend_cuda*.cu)
+CUDA_ARCH ?= sm_80 sm_90
+NVCCFLAGS ?= -O2 -lineinfo
+CUDA_GENCODE = $(foreach a,$(CUDA_ARCH),-gencode arch=compute_$(a:sm_%=%),code=$(a))
+NVCC_ALL = -std=c++17 $(NVCCFLAGS) $(CUDA_GENCODE) -I. -Xcompiler -Wall,-Wextra -Werror all-warnings
+CUDA_B := build/cuda
+CU_OBJ := $(CU_SRC:%.cu=$(CUDA_B)/%.o)
+K_CU_OBJ := $(filter $(CUDA_B)/kernels/%,$(CU_OBJ))
+GPU_CHECK := $(CUDA_B)/check_kernels
+CUDA_LIBS := -lcublas -lcudart
+CUDA_TARGETS :=
+ifneq ($(NVCC),)
+ifneq ($(SAN),1)
+ifneq ($(CU_SRC),)
+CUDA_TARGETS := $(CU_OBJ) $(GPU_CHECK)
+endif
+endif
+endif
 
-.PHONY: all test bench fuzz clean demo cuda-note
-all: $(B)/moesched $(B)/cost.db cuda-note
+.PHONY: all test bench fuzz clean demo cuda-note gpu-check-bin cuda-flags
+all: $(B)/moesched $(B)/cost.db cuda-note $(CUDA_TARGETS)
 
 cuda-note:
 ifeq ($(NVCC),)
 	@echo "CUDA: nvcc not found; CUDA kernels and the cuda backend are skipped"
 else ifeq ($(CU_SRC),)
 	@echo "CUDA: nvcc found at $(NVCC); there are no CUDA sources to build yet"
+else ifeq ($(SAN),1)
+	@echo "CUDA: not built under SAN=1 (nvcc objects are not sanitized); the plain build compiles it"
 endif
+
+gpu-check-bin:
+ifeq ($(NVCC),)
+	@echo "gpu-check-bin: nvcc not found" >&2; exit 1
+else
+	@$(MAKE) --no-print-directory SAN= $(GPU_CHECK)
+endif
+
+# rebuilds the CUDA objects when the nvcc flags (CUDA_ARCH, NVCCFLAGS) change
+$(CUDA_B)/nvcc-flags: cuda-flags
+	@mkdir -p $(dir $@)
+	@echo '$(NVCC) $(NVCC_ALL)' | cmp -s - $@ || echo '$(NVCC) $(NVCC_ALL)' > $@
+
+$(CUDA_B)/%.o: %.cu $(CUDA_B)/nvcc-flags
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCC_ALL) -MMD -MP -c $< -o $@
+
+$(GPU_CHECK): $(CUDA_B)/tests/gpu/check_kernels.o $(K_CU_OBJ) build/libmoesched.a
+	$(NVCC) $(CUDA_GENCODE) $^ $(LIBS) $(CUDA_LIBS) -o $@
 
 $(B)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -96,3 +139,4 @@ clean:
 	rm -rf build build-san build-fuzz out
 
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_BIN:=.d) $(BENCH_BIN:=.d)
+-include $(CU_OBJ:.o=.d) $(CUDA_B)/tests/gpu/check_kernels.d
