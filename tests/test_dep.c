@@ -38,23 +38,6 @@ static int teardown(void **state)
     return 0;
 }
 
-static model_cfg load_model(const char *spec, int layers)
-{
-    model_cfg m;
-    ms_err err = {{0}};
-    if (model_load(spec, &m, &err) != 0) fail_msg("model_load %s: %s", spec, err.msg);
-    if (layers && model_keep_layers(&m, layers, &err) != 0) fail_msg("%s", err.msg);
-    return m;
-}
-
-static topo load_topo(const char *spec)
-{
-    topo t;
-    ms_err err = {{0}};
-    if (topo_load(spec, &t, &err) != 0) fail_msg("topo_load %s: %s", spec, err.msg);
-    return t;
-}
-
 static sim_engine *simulate(const tg_graph *g, const topo *t)
 {
     ms_err err = {{0}};
@@ -159,14 +142,14 @@ static double closed_form(const seg_times *x, int L, int r1, int r2)
 static void findep_matches_maxplus_and_closed_form(void **state)
 {
     (void)state;
-    topo t = load_topo("findep-paper-1x8");
+    topo t = tu_load_topo("findep-paper-1x8");
     int checked_cf = 0, checked = 0;
     for (int L = 1; L <= 3; L++)
         for (int r1 = 1; r1 <= 3; r1++)
             for (int r2 = 1; r2 <= 4; r2 *= 2)
                 for (int o = 0; o < 2; o++)
                     for (int ma = 1; ma <= 4; ma *= 4) {
-                        model_cfg m = load_model(MS_SOURCE_DIR "/tests/data/dep/tiny-mla.json", L);
+                        model_cfg m = tu_load_model(MS_SOURCE_DIR "/tests/data/dep/tiny-mla.json", L);
                         wl_dep_params p;
                         wl_dep_defaults(&p);
                         p.sched = WL_DEP_FINDEP;
@@ -213,7 +196,7 @@ static void findep_matches_maxplus_and_closed_form(void **state)
 static void findep_every_order_matches_maxplus(void **state)
 {
     (void)state;
-    topo t = load_topo("findep-paper-1x8");
+    topo t = tu_load_topo("findep-paper-1x8");
     static const long long catalan[] = {1, 1, 2, 5, 14, 42, 132};
     static const long long paper[] = {1, 1, 3, 10, 35, 126, 462}; /* C(2r1-1, r1) */
     for (int r1 = 1; r1 <= 6; r1++) {
@@ -243,7 +226,7 @@ static void findep_every_order_matches_maxplus(void **state)
             ord[2 * r1] = 0;
             for (int L = 1; L <= 3; L++)
                 for (int r2 = 1; r2 <= 4; r2 *= 4) {
-                    model_cfg m = load_model(MS_SOURCE_DIR "/tests/data/dep/tiny-mla.json", L);
+                    model_cfg m = tu_load_model(MS_SOURCE_DIR "/tests/data/dep/tiny-mla.json", L);
                     wl_dep_params p;
                     wl_dep_defaults(&p);
                     p.sched = WL_DEP_FINDEP;
@@ -293,8 +276,8 @@ static char *graph_text(const tg_graph *g)
 static void custom_orders_equal_named_and_bad_ones_are_refused(void **state)
 {
     (void)state;
-    topo t = load_topo("h20-1x8");
-    model_cfg m = load_model("deepseek-v2", 3); /* a dense first layer, then MoE */
+    topo t = tu_load_topo("h20-1x8");
+    model_cfg m = tu_load_model("deepseek-v2", 3); /* a dense first layer, then MoE */
     for (int aass = 0; aass < 2; aass++) {
         wl_dep_params p;
         wl_dep_defaults(&p);
@@ -351,11 +334,11 @@ static void pppipe_matches_megascale_total_time(void **state)
     (void)state;
     /* NVLink-class links (datasheet H20), where communication is shorter than compute as
      * MegaScale-Infer's conditions require */
-    topo t = load_topo("h20-1x8");
+    topo t = tu_load_topo("h20-1x8");
     int checked = 0;
     for (int L = 1; L <= 3; L++)
         for (int mb = 3; mb <= 4; mb++) {
-            model_cfg m = load_model(MS_SOURCE_DIR "/tests/data/dep/tiny-mla.json", L);
+            model_cfg m = tu_load_model(MS_SOURCE_DIR "/tests/data/dep/tiny-mla.json", L);
             wl_dep_params p;
             wl_dep_defaults(&p);
             p.sched = WL_DEP_PPPIPE;
@@ -394,10 +377,10 @@ static void conservation_in_every_builder(void **state)
 {
     (void)state;
     static const char *models[] = {"deepseek-v2", "qwen3-30b-a3b", "mixtral-8x7b"};
-    topo t = load_topo("h20-1x8");
+    topo t = tu_load_topo("h20-1x8");
     ms_err err = {{0}};
     for (size_t mi = 0; mi < 3; mi++) {
-        model_cfg m = load_model(models[mi], 3);
+        model_cfg m = tu_load_model(models[mi], 3);
         routing *r = routing_create("zipf:1.2", m.routed_experts, m.layers, 7, &err);
         assert_non_null(r);
         for (int sched = 0; sched < 4; sched++) {
@@ -433,8 +416,8 @@ static void conservation_in_every_builder(void **state)
 static void skewed_routing_loads_expert_ranks_unequally(void **state)
 {
     (void)state;
-    topo t = load_topo("h20-1x8");
-    model_cfg m = load_model("deepseek-v2", 2);
+    topo t = tu_load_topo("h20-1x8");
+    model_cfg m = tu_load_model("deepseek-v2", 2);
     ms_err err = {{0}};
     routing *r = routing_create("zipf:1.5", m.routed_experts, m.layers, 3, &err);
     assert_non_null(r);
@@ -467,8 +450,8 @@ static void more_expert_ranks_than_experts_replicates(void **state)
     (void)state;
     /* Mixtral's 8 experts over 12 expert ranks: each expert on 1 or 2 ranks, its tokens
      * split between them; every expert rank works and bytes are conserved. */
-    topo t = load_topo("h100:nodes=2");
-    model_cfg m = load_model("mixtral-8x7b", 1);
+    topo t = tu_load_topo("h100:nodes=2");
+    model_cfg m = tu_load_model("mixtral-8x7b", 1);
     wl_dep_params p;
     wl_dep_defaults(&p);
     p.sched = WL_DEP_FINDEP, p.ag = 4, p.eg = 12, p.seq = 512, p.ma = 1;
@@ -486,8 +469,8 @@ static void more_expert_ranks_than_experts_replicates(void **state)
 static void decode_uses_kv_cache_shapes(void **state)
 {
     (void)state;
-    topo t = load_topo("h20-1x8");
-    model_cfg m = load_model("qwen3-30b-a3b", 2);
+    topo t = tu_load_topo("h20-1x8");
+    model_cfg m = tu_load_model("qwen3-30b-a3b", 2);
     wl_dep_params p;
     wl_dep_defaults(&p);
     p.sched = WL_DEP_PPPIPE, p.ag = 4, p.eg = 4, p.seq = 4096, p.ma = 64, p.r1 = 2;
@@ -511,8 +494,8 @@ static void decode_uses_kv_cache_shapes(void **state)
 static void bad_parameters_are_clear_errors(void **state)
 {
     (void)state;
-    topo t = load_topo("h20-1x8");
-    model_cfg m = load_model("deepseek-v2", 2);
+    topo t = tu_load_topo("h20-1x8");
+    model_cfg m = tu_load_model("deepseek-v2", 2);
     struct {
         wl_dep_sched sched;
         int ag, eg, seq, ma, r1, r2;

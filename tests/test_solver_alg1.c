@@ -47,23 +47,6 @@ static double wall_now(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static model_cfg load_model(const char *spec, int layers)
-{
-    model_cfg m;
-    ms_err err = {{0}};
-    if (model_load(spec, &m, &err) != 0) fail_msg("model_load %s: %s", spec, err.msg);
-    if (layers && model_keep_layers(&m, layers, &err) != 0) fail_msg("%s", err.msg);
-    return m;
-}
-
-static topo load_topo(const char *spec)
-{
-    topo t;
-    ms_err err = {{0}};
-    if (topo_load(spec, &t, &err) != 0) fail_msg("topo_load %s: %s", spec, err.msg);
-    return t;
-}
-
 static double simulate(const tg_graph *g, const topo *t, const net_ops *net)
 {
     ms_err err = {{0}};
@@ -95,7 +78,7 @@ static tg_graph *parse(const char *text)
 static void bound_hand_graphs(void **state)
 {
     (void)state;
-    topo t = load_topo("h100:nodes=2");
+    topo t = tu_load_topo("h100:nodes=2");
     double xfer_local = 2 * t.intra.latency_s + 1e6 / t.intra.bw_bytes_per_s;
     struct {
         const char *text;
@@ -137,7 +120,7 @@ static void bound_hand_graphs(void **state)
 static void bound_tight_on_dep_chain(void **state)
 {
     (void)state;
-    topo t = load_topo("h20-1x8");
+    topo t = tu_load_topo("h20-1x8");
     tg_graph *g = parse("tg 1\n"
                         "task 0 rank=0 stream=compute op=gemm m=4096 n=1536 k=5120\n"
                         "task 1 rank=0 stream=compute op=attn b=2 sq=1024 skv=1024 h=16 hkv=16 "
@@ -162,10 +145,10 @@ static void bound_below_every_dep_schedule(void **state)
     ms_err err = {{0}};
     int checked = 0;
     for (size_t ti = 0; ti < 3; ti++) {
-        topo t = load_topo(topos[ti]);
+        topo t = tu_load_topo(topos[ti]);
         int P = topo_ranks(&t);
         model_cfg m =
-            load_model(ti == 2 ? MS_SOURCE_DIR "/tests/data/dep/tiny-mla.json" : "deepseek-v2", 2);
+            tu_load_model(ti == 2 ? MS_SOURCE_DIR "/tests/data/dep/tiny-mla.json" : "deepseek-v2", 2);
         routing *r = routing_create("zipf:1.2", m.routed_experts, m.layers, 5, &err);
         assert_non_null(r);
         for (int sched = 0; sched < 4; sched++)
@@ -358,12 +341,12 @@ static solve_request request(const model_cfg *m, const topo *t, int ag, int eg, 
 static void alg1_end_to_end(void **state)
 {
     (void)state;
-    topo t = load_topo("h20-1x8");
+    topo t = tu_load_topo("h20-1x8");
     static const char *models[] = {"deepseek-v2", "qwen3-235b-a22b"};
     static const int split[][2] = {{3, 5}, {4, 4}};
     for (int mi = 0; mi < 2; mi++)
         for (int seq = 1024; seq <= 4096; seq *= 4) {
-            model_cfg m = load_model(models[mi], mi ? 12 : 4);
+            model_cfg m = tu_load_model(models[mi], mi ? 12 : 4);
             solve_request rq = request(&m, &t, split[mi][0], split[mi][1], seq);
             solve_result res;
             ms_err err = {{0}};
@@ -396,8 +379,8 @@ static void alg1_end_to_end(void **state)
 static void alg1_is_fast(void **state)
 {
     (void)state;
-    topo t = load_topo("h20-1x8");
-    model_cfg m = load_model("deepseek-v2", 8);
+    topo t = tu_load_topo("h20-1x8");
+    model_cfg m = tu_load_model("deepseek-v2", 8);
     solve_request rq = request(&m, &t, 3, 5, 4096);
     ms_err err = {{0}};
     int reps = 20;
@@ -419,8 +402,8 @@ static void alg1_is_fast(void **state)
 static void alg1_chooses_a_split(void **state)
 {
     (void)state;
-    topo t = load_topo("h20-1x8");
-    model_cfg m = load_model("qwen3-235b-a22b", 4);
+    topo t = tu_load_topo("h20-1x8");
+    model_cfg m = tu_load_model("qwen3-235b-a22b", 4);
     solve_request rq = request(&m, &t, 0, 0, 2048);
     solve_result res;
     ms_err err = {{0}};
@@ -438,8 +421,8 @@ static void alg1_chooses_a_split(void **state)
 static void alg1_memory_limit_and_errors(void **state)
 {
     (void)state;
-    topo t = load_topo("h20-1x8");
-    model_cfg m = load_model("deepseek-v2", 4);
+    topo t = tu_load_topo("h20-1x8");
+    model_cfg m = tu_load_model("deepseek-v2", 4);
     solve_request rq = request(&m, &t, 3, 5, 4096);
     solve_alg1_model mdl;
     ms_err err = {{0}};
@@ -468,8 +451,8 @@ static void alg1_memory_limit_and_errors(void **state)
     assert_int_equal(solve_alg1(&rq, &res, &err), -1);
     assert_non_null(strstr(err.msg, "findep"));
     /* a device without a memory figure needs --ma and --r1 */
-    topo tp = load_topo("findep-paper-1x8");
-    model_cfg tiny = load_model(MS_SOURCE_DIR "/tests/data/dep/tiny-mla.json", 2);
+    topo tp = tu_load_topo("findep-paper-1x8");
+    model_cfg tiny = tu_load_model(MS_SOURCE_DIR "/tests/data/dep/tiny-mla.json", 2);
     rq = request(&tiny, &tp, 4, 4, 512);
     assert_int_equal(solve_alg1(&rq, &res, &err), -1);
     assert_non_null(strstr(err.msg, "--ma and --r1"));

@@ -13,6 +13,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "core/model.h"
+#include "core/topo.h"
 #include "costdb/cdb.h"
 
 /* ---- the shipped cost database ------------------------------------------------------- */
@@ -121,6 +123,27 @@ static inline int tu_cli_teardown(void **state)
     char cmd[4200];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tu_tmpdir);
     return system(cmd) == 0 ? 0 : -1;
+}
+
+/* ---- models and topologies ------------------------------------------------------------ */
+
+/* Loads a model (keeping its first `layers` layers when layers > 0) or fails the test. */
+static inline model_cfg tu_load_model(const char *spec, int layers)
+{
+    model_cfg m;
+    ms_err err = {{0}};
+    if (model_load(spec, &m, &err) != 0) fail_msg("model_load %s: %s", spec, err.msg);
+    if (layers && model_keep_layers(&m, layers, &err) != 0) fail_msg("%s", err.msg);
+    return m;
+}
+
+/* Loads a topology or fails the test. */
+static inline topo tu_load_topo(const char *spec)
+{
+    topo t;
+    ms_err err = {{0}};
+    if (topo_load(spec, &t, &err) != 0) fail_msg("topo_load %s: %s", spec, err.msg);
+    return t;
 }
 
 #endif
