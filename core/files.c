@@ -1,6 +1,7 @@
 /* Small-file helpers; see files.h. */
 #include "core/files.h"
 
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
@@ -83,4 +84,36 @@ void ms_list_names(const char *dir, const char *ext, char *buf, size_t len)
     }
     if (used >= len && len > 4) memcpy(buf + len - 4, "...", 4);
     if (n == 0) snprintf(buf, len, "(none)");
+}
+
+void ms_safe_text(char *dst, size_t dlen, const char *s, size_t n)
+{
+    size_t j = 0;
+    for (size_t i = 0; i < n && j + 4 < dlen; i++)
+        dst[j++] = (s[i] >= 0x20 && s[i] <= 0x7e) ? s[i] : '?';
+    if (j < n && j + 4 >= dlen) {
+        memcpy(dst + j, "...", 3);
+        j += 3;
+    }
+    dst[j] = '\0';
+}
+
+const char *ms_scan_decimal(const char *s, int *digits)
+{
+    const char *p = s;
+    int d = 0;
+    if (*p == '+' || *p == '-') p++;
+    while (isdigit((unsigned char)*p)) p++, d++;
+    if (*p == '.') {
+        p++;
+        while (isdigit((unsigned char)*p)) p++, d++;
+    }
+    if (d && (*p == 'e' || *p == 'E')) {
+        p++;
+        if (*p == '+' || *p == '-') p++;
+        if (!isdigit((unsigned char)*p)) d = 0;
+        while (isdigit((unsigned char)*p)) p++;
+    }
+    *digits = d;
+    return p;
 }

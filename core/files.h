@@ -21,4 +21,13 @@ char *ms_read_file(const char *path, const char *what, long max_bytes, size_t *l
  * if there are none, "..." at the end if it does not fit). */
 void ms_list_names(const char *dir, const char *ext, char *buf, size_t len);
 
+/* Copies n bytes of s into dst (dlen bytes) for a message: non-printable bytes become '?',
+ * text that does not fit is cut and ends in "...". */
+void ms_safe_text(char *dst, size_t dlen, const char *s, size_t n);
+
+/* Scans a decimal number at s: [sign] digits [. digits] [e [sign] digits]. Returns the
+ * first character after it and sets *digits to whether it had any mantissa digits (and a
+ * complete exponent); the caller decides what trailing text means. */
+const char *ms_scan_decimal(const char *s, int *digits);
+
 #endif

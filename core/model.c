@@ -31,19 +31,6 @@ static const struct {
 };
 #define SUPPORTED_TYPES "deepseek_v2, deepseek_v3, qwen2_moe, qwen3_moe, mixtral"
 
-/* Copies n bytes of s into dst for a message: non-printables become '?', long text is cut. */
-static void safe_copy(char *dst, size_t dlen, const char *s, size_t n)
-{
-    size_t j = 0;
-    for (size_t i = 0; i < n && j + 4 < dlen; i++)
-        dst[j++] = (s[i] >= 0x20 && s[i] <= 0x7e) ? s[i] : '?';
-    if (j + 4 >= dlen && n > j) {
-        memcpy(dst + j, "...", 3);
-        j += 3;
-    }
-    dst[j] = '\0';
-}
-
 /* ---------------------------------------------------------------------------------- */
 /* Field access on a parsed document, with messages naming the file, line and field. */
 
@@ -127,7 +114,7 @@ static void describe(const cJSON *v, char *buf, size_t n)
 {
     if (cJSON_IsString(v)) {
         char s[48];
-        safe_copy(s, sizeof s, v->valuestring, strlen(v->valuestring));
+        ms_safe_text(s, sizeof s, v->valuestring, strlen(v->valuestring));
         snprintf(buf, n, "a string (\"%s\")", s);
     } else if (cJSON_IsBool(v))
         snprintf(buf, n, "%s", cJSON_IsTrue(v) ? "true" : "false");
@@ -194,7 +181,7 @@ static int get_family(reader *r, family_kind *kind)
             *kind = families[i].kind;
             return 0;
         }
-    safe_copy(what, 48, v->valuestring, strlen(v->valuestring));
+    ms_safe_text(what, 48, v->valuestring, strlen(v->valuestring));
     return fail(r, "model_type", "field 'model_type': unsupported model_type '%s'; supported: %s",
                 what, SUPPORTED_TYPES);
 }
@@ -382,7 +369,7 @@ static int set_name(model_cfg *m, const char *name, ms_err *err)
     size_t n = strlen(name);
     if (n == 0 || n >= sizeof m->name) {
         char s[64];
-        safe_copy(s, sizeof s, name, n);
+        ms_safe_text(s, sizeof s, name, n);
         return ms_err_set(err, "model name '%s' must be 1 to %zu characters", s,
                           sizeof m->name - 1);
     }
@@ -431,9 +418,9 @@ static int parse_text(const char *buf, size_t len, const char *file, const char 
             size_t s = off;
             while (s > 0 && text[s - 1] != '\n' && off - s < 30) s--;
             while (s < off && (text[s] == ' ' || text[s] == '\t')) s++;
-            safe_copy(near, sizeof near, text + s, off - s);
+            ms_safe_text(near, sizeof near, text + s, off - s);
         } else
-            safe_copy(near, sizeof near, text + off, n);
+            ms_safe_text(near, sizeof near, text + off, n);
         int rc = off >= len ? ms_err_set(err, "%s:%d:%d: malformed JSON: unexpected end of input",
                                          file, line, col)
                             : ms_err_set(err, "%s:%d:%d: malformed JSON %s '%s'", file, line,
@@ -482,7 +469,7 @@ static int load_file(const char *path, int by_name, const char *name, model_cfg 
             snprintf(dir, sizeof dir, "%s/models", ms_data_dir());
             ms_list_names(dir, ".json", names, sizeof names);
             char s[128];
-            safe_copy(s, sizeof s, name, strlen(name));
+            ms_safe_text(s, sizeof s, name, strlen(name));
             return ms_err_set(err, "unknown model '%s' (no %s); available: %s", s, path, names);
         }
         return -1;

@@ -43,25 +43,6 @@ struct routing {
 /* ---------------------------------------------------------------------------------- */
 /* Helpers */
 
-/* Copies s[0..n) into a message-safe form: non-printables become '?', long text is cut. */
-static void safe_span(char *dst, size_t dlen, const char *s, size_t n)
-{
-    size_t j = 0;
-    for (size_t i = 0; i < n && j + 4 < dlen; i++)
-        dst[j++] = (s[i] >= 0x20 && s[i] <= 0x7e) ? s[i] : '?';
-    if (j < n && j + 4 >= dlen) {
-        memcpy(dst + j, "...", 3);
-        j += 3;
-    }
-    dst[j] = '\0';
-}
-
-static void safe_copy(char *dst, size_t dlen, const char *s)
-{
-    safe_span(dst, dlen, s, strlen(s));
-}
-
-
 /* splitmix64 (Steele, Lea, Flood 2014): the finalizer and the generator step. */
 static uint64_t mix64(uint64_t z)
 {
@@ -134,22 +115,10 @@ static void apportion(const uint64_t *w, int n, u128 total, int64_t A, const int
 /* S: [+]digits[.digits][e[sign]digits] or .digits..., finite, 0..MAX_SKEW. */
 static int parse_skew(const char *s, double *out, char *why, size_t wlen)
 {
-    const char *p = s;
-    int digits = 0;
-    if (*p == '+' || *p == '-') p++;
-    while (isdigit((unsigned char)*p)) p++, digits++;
-    if (*p == '.') {
-        p++;
-        while (isdigit((unsigned char)*p)) p++, digits++;
-    }
-    if (digits && (*p == 'e' || *p == 'E')) {
-        p++;
-        if (*p == '+' || *p == '-') p++;
-        if (!isdigit((unsigned char)*p)) digits = 0;
-        while (isdigit((unsigned char)*p)) p++;
-    }
+    int digits;
+    const char *p = ms_scan_decimal(s, &digits);
     char safe[64];
-    safe_copy(safe, sizeof safe, s);
+    ms_safe_text(safe, sizeof safe, s, strlen(s));
     if (!digits || *p) {
         snprintf(why, wlen, "skew S: expected a number, got '%s'", safe);
         return -1;
@@ -225,7 +194,7 @@ static int parse_count(const csv *c, const char *s, const char *e, const char *w
     while (s < e && is_blank(*s)) s++;
     while (e > s && is_blank(e[-1])) e--;
     char cell[48];
-    safe_span(cell, sizeof cell, s, (size_t)(e - s));
+    ms_safe_text(cell, sizeof cell, s, (size_t)(e - s));
     if (s == e)
         return ms_err_set(c->err, "%s:%d: %s is empty (expected a non-negative integer count)",
                           c->file, c->line, what);
@@ -407,7 +376,7 @@ static int trace_init(routing *r, const char *name, ms_err *err)
             char dir[4096], names[700], safe[128];
             snprintf(dir, sizeof dir, "%s/%s", ms_data_dir(), TRACE_DIR);
             ms_list_names(dir, ".csv", names, sizeof names);
-            safe_copy(safe, sizeof safe, name);
+            ms_safe_text(safe, sizeof safe, name, strlen(name));
             return ms_err_set(err, "unknown routing trace '%s' (no %s); available: %s", safe,
                               path, names);
         }
@@ -428,7 +397,7 @@ routing *routing_create(const char *spec, int experts, int layers, uint64_t seed
         return NULL;
     }
     char safe[160], why[256];
-    safe_copy(safe, sizeof safe, spec);
+    ms_safe_text(safe, sizeof safe, spec, strlen(spec));
     if (experts < 1 || experts > ROUTING_MAX_EXPERTS) {
         ms_err_set(err, "routing spec '%s': experts must be 1 to %d, got %d", safe,
                    ROUTING_MAX_EXPERTS, experts);

@@ -68,20 +68,8 @@ static int parse_int(const char *s, long lo, long hi, long *out, char *why, size
 static int parse_real(const char *s, double lo, int lo_open, double hi, double *out, char *why,
                       size_t wlen)
 {
-    const char *p = s;
-    int digits = 0;
-    if (*p == '+' || *p == '-') p++;
-    while (isdigit((unsigned char)*p)) p++, digits++;
-    if (*p == '.') {
-        p++;
-        while (isdigit((unsigned char)*p)) p++, digits++;
-    }
-    if (digits && (*p == 'e' || *p == 'E')) {
-        p++;
-        if (*p == '+' || *p == '-') p++;
-        if (!isdigit((unsigned char)*p)) digits = 0;
-        while (isdigit((unsigned char)*p)) p++;
-    }
+    int digits;
+    const char *p = ms_scan_decimal(s, &digits);
     if (!digits) {
         snprintf(why, wlen, "expected a number, got '%.40s'", s);
         return -1;
@@ -173,19 +161,6 @@ static int edit_distance(const char *a, size_t n, const char *b)
         }
     }
     return row[m] < 3 ? row[m] : 3;
-}
-
-/* Copies s into a message-safe form: non-printables become '?', long strings are cut. */
-static void safe_copy(char *dst, size_t dlen, const char *s, size_t n)
-{
-    size_t j = 0;
-    for (size_t i = 0; i < n && j + 4 < dlen; i++)
-        dst[j++] = (s[i] >= 0x20 && s[i] <= 0x7e) ? s[i] : '?';
-    if (j + 4 >= dlen && n > j) {
-        memcpy(dst + j, "...", 3);
-        j += 3;
-    }
-    dst[j] = '\0';
 }
 
 /* ---------------------------------------------------------------------------------- */
@@ -430,7 +405,7 @@ static int parse_section(yreader *y, int si)
             if (strlen(s->defs[i].key) == n && memcmp(s->defs[i].key, k, n) == 0) found = i;
         if (found < 0) {
             char safe[80], hint[96] = "";
-            safe_copy(safe, sizeof safe, k, n);
+            ms_safe_text(safe, sizeof safe, k, n);
             int best = 3;
             for (int i = 0; i < s->n; i++) {
                 int dist = edit_distance(k, n, s->defs[i].key);
@@ -623,7 +598,7 @@ int topo_generate(const char *spec, topo *out, ms_err *err)
     if (!spec || !out) return ms_err_set(err, "topology spec: none given");
     char safe[160];
     size_t slen = strlen(spec);
-    safe_copy(safe, sizeof safe, spec, slen);
+    ms_safe_text(safe, sizeof safe, spec, slen);
     const char *colon = strchr(spec, ':');
     if (!colon)
         return ms_err_set(err, "topology spec '%s': expected DEVICE:nodes=N[,key=value...]",
