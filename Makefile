@@ -9,6 +9,20 @@ OPT     ?= -O2 -g
 CFLAGS_ALL = $(CSTD) $(WARN) $(OPT) -I. -DMS_SOURCE_DIR='"$(CURDIR)"' -MMD -MP $(CFLAGS)
 LIBS    := -lsqlite3 -lyaml -lcjson -lm -lpthread
 
+# Open MPI (the executors' ranks) and OpenBLAS (the host backend's GEMMs), from pkg-config.
+# Without MPI the build still works; exec/calibrate/validate then say MPI is missing
+# (exec/ex_mpi.h holds the stubs). OpenBLAS is required.
+MPI_PC  := $(shell pkg-config --exists ompi-c 2>/dev/null && echo ompi-c || \
+                   (pkg-config --exists mpi 2>/dev/null && echo mpi))
+ifneq ($(MPI_PC),)
+MPI_CFLAGS := -DHAVE_MPI $(shell pkg-config --cflags $(MPI_PC))
+MPI_LIBS   := $(shell pkg-config --libs $(MPI_PC))
+endif
+BLAS_CFLAGS := $(shell pkg-config --cflags openblas 2>/dev/null)
+BLAS_LIBS   := $(or $(shell pkg-config --libs openblas 2>/dev/null),-lopenblas)
+CFLAGS_ALL += $(MPI_CFLAGS) $(BLAS_CFLAGS)
+LIBS    += $(MPI_LIBS) $(BLAS_LIBS)
+
 ifeq ($(SAN),1)
 B        := build-san
 OPT      := -O1 -g -fno-omit-frame-pointer
@@ -47,10 +61,27 @@ K_CU_OBJ := $(filter $(CUDA_B)/kernels/%,$(CU_OBJ))
 GPU_CHECK := $(CUDA_B)/check_kernels
 CUDA_LIBS := -lcublas -lcudart
 CUDA_TARGETS :=
+# The cuda backend (exec/backend_cuda*.cu) is linked into build/moesched itself where nvcc
+# exists (CUDA=0 opts out); cli/ is then compiled with -DHAVE_CUDA so that exec's backend
+# lookup sees it (exec/backend_cuda.h holds the stub for builds without it). Tests link
+# libmoesched.a only and never need the CUDA runtime.
+CUDA ?= 1
+CUDA_HOME := $(patsubst %/bin/nvcc,%,$(realpath $(NVCC)))
+EX_CU_OBJ := $(filter $(CUDA_B)/exec/%,$(CU_OBJ))
+MOESCHED_CUDA_OBJ :=
+MOESCHED_CUDA_LIBS :=
 ifneq ($(NVCC),)
 ifneq ($(SAN),1)
 ifneq ($(CU_SRC),)
 CUDA_TARGETS := $(CU_OBJ) $(GPU_CHECK)
+endif
+ifeq ($(CUDA),1)
+ifneq ($(EX_CU_OBJ),)
+MOESCHED_CUDA_OBJ := $(EX_CU_OBJ) $(K_CU_OBJ)
+MOESCHED_CUDA_LIBS := -L$(CUDA_HOME)/lib64 -L$(CUDA_HOME)/lib -Wl,-rpath,$(CUDA_HOME)/lib64 \
+    -Wl,-rpath,$(CUDA_HOME)/lib -lnccl -lcublas -lcudart -lstdc++
+$(B)/obj/cli/%.o: CFLAGS += -DHAVE_CUDA -DHAVE_NCCL
+endif
 endif
 endif
 endif
@@ -94,8 +125,9 @@ $(B)/libmoesched.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(B)/moesched: $(CLI_OBJ) $(B)/libmoesched.a
-	$(CC) $(SANFLAGS) $(CLI_OBJ) $(B)/libmoesched.a $(LIBS) -o $@
+$(B)/moesched: $(CLI_OBJ) $(B)/libmoesched.a $(MOESCHED_CUDA_OBJ)
+	$(CC) $(SANFLAGS) $(CLI_OBJ) $(MOESCHED_CUDA_OBJ) $(B)/libmoesched.a $(LIBS) \
+	    $(MOESCHED_CUDA_LIBS) -o $@
 
 $(B)/cost.db: $(B)/moesched $(PROFILES)
 	$(B)/moesched db build --out $@ $(PROFILES)
@@ -125,7 +157,7 @@ FUZZ_SECONDS ?= 60
 FUZZ_SRC := $(wildcard fuzz/fuzz_*.c)
 FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=build-fuzz/%)
 FUZZ_FLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -g -O1 -I. \
-    -DMS_SOURCE_DIR='"$(CURDIR)"' -fsanitize=fuzzer,address,undefined
+    -DMS_SOURCE_DIR='"$(CURDIR)"' $(MPI_CFLAGS) $(BLAS_CFLAGS) -fsanitize=fuzzer,address,undefined
 build-fuzz/%: fuzz/%.c $(LIB_SRC)
 	@mkdir -p build-fuzz
 	clang $(FUZZ_FLAGS) $< $(LIB_SRC) $(LIBS) -o $@

@@ -7,6 +7,7 @@ SUDO=""
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends \
-    build-essential make clang libsqlite3-dev libyaml-dev libcjson-dev libcmocka-dev \
+    build-essential make clang pkg-config libsqlite3-dev libyaml-dev libcjson-dev libcmocka-dev \
+    libopenmpi-dev openmpi-bin libopenblas-dev \
     gnuplot-nox >/dev/null
 echo "moesched: build dependencies installed"
