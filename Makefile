@@ -54,7 +54,7 @@ CU_SRC := $(wildcard kernels/*.cu exec/backend_cuda*.cu)
 CUDA_ARCH ?= sm_80 sm_90
 NVCCFLAGS ?= -O2 -lineinfo
 CUDA_GENCODE = $(foreach a,$(CUDA_ARCH),-gencode arch=compute_$(a:sm_%=%),code=$(a))
-NVCC_ALL = -std=c++17 $(NVCCFLAGS) $(CUDA_GENCODE) -I. -Xcompiler -Wall,-Wextra -Werror all-warnings
+NVCC_ALL = -std=c++17 $(NVCCFLAGS) $(CUDA_GENCODE) -I. $(MPI_CFLAGS) -Xcompiler -Wall,-Wextra -Werror all-warnings
 CUDA_B := build/cuda
 CU_OBJ := $(CU_SRC:%.cu=$(CUDA_B)/%.o)
 K_CU_OBJ := $(filter $(CUDA_B)/kernels/%,$(CU_OBJ))
