@@ -9,6 +9,11 @@ int cmd_topo(int argc, char **argv);
 int cmd_graph(int argc, char **argv);
 int cmd_solve(int argc, char **argv);
 int cmd_repro(int argc, char **argv);
+int cmd_exec(int argc, char **argv);
+int cmd_calibrate(int argc, char **argv);
+int cmd_validate(int argc, char **argv);
+int cmd_sweep(int argc, char **argv);
+int cmd_plot(int argc, char **argv);
 
 /* Exit statuses shared by all subcommands. */
 #define EXIT_USAGE 2 /* bad flags or arguments */

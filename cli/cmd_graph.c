@@ -10,7 +10,7 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: moesched graph (--in G.tg | --workload dep ... --topo T) [--out H.tg]\n\n"
+    fprintf(f, "usage: moesched graph (--in G.tg | --workload dep|train ... --topo T) [--out H.tg]\n\n"
                "Parses and validates G (docs/IR.md lists every check), or builds the graph the\n"
                "workload flags describe, prints a one-line summary, and with --out writes the\n"
                "canonical text form (- for stdout). `moesched sim --graph H.tg` then\n"

@@ -1,10 +1,12 @@
-/* `moesched repro findep`: FinDEP's evaluation (arXiv 2512.21487; shared/reference/PAPERS.md)
- * in simulation. For DeepSeek-V2 and Qwen3-235B-A22B, depth-reduced per testbed, on the
+/* `moesched repro findep|fsmoe`. fsmoe: FSMoE's layer grid and real models under dsmoe,
+ * tutel and fsmoe on two clusters (docs/TRAINING.md). findep: FinDEP's evaluation (arXiv
+ * 2512.21487; shared/reference/PAPERS.md) in simulation. For DeepSeek-V2 and Qwen3-235B-A22B, depth-reduced per testbed, on the
  * four testbeds A-D and S in {1024, 2048, 4096, 8192}: PPPipe (its planner, best split)
  * against FinDEP (alg1 and search at the paper's split; with --split auto as extra
  * columns), written as TSV with a gnuplot bar chart; plus the two monotonicity studies
  * (throughput vs m_a at r1 = 1 and vs r1 at m_a = 1). docs/RESULTS.md shows a full run. */
 #include <errno.h>
+#include <math.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,11 +24,13 @@
 #include "solver/solve.h"
 
 #define DEFAULT_OUT "out/repro-findep"
+#define DEFAULT_OUT_FSMOE "out/repro-fsmoe"
 
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: moesched repro findep [--out DIR] [--quick] [--db D] [--net analytic|flow]\n"
+            "usage: moesched repro findep|fsmoe [--out DIR] [--quick] [--db D]\n"
+            "                      [--net analytic|flow]\n"
             "\n"
             "Reproduces FinDEP's evaluation in simulation (docs/RESULTS.md): DeepSeek-V2 and\n"
             "Qwen3-235B-A22B, depth-reduced per testbed, on testbeds A-D (a6000-1x8, a10-1x8,\n"
@@ -42,8 +46,15 @@ static void usage(FILE *f)
             "                and S = 2048 only for the monotonicity studies, fewer points)\n"
             "  --db PATH     cost database (default: %s)\n"
             "  --net MODEL   network model for simulations: analytic (default) | flow\n"
-            "  -h, --help    this text\n",
-            DEFAULT_OUT, ms_default_db());
+            "  -h, --help    this text\n"
+            "\n"
+            "fsmoe: FSMoE's evaluation in simulation (docs/TRAINING.md, docs/RESULTS.md): the\n"
+            "1458-point layer grid (traces/fsmoe-grid.tsv) and gpt2-medium-moe, gpt2-xl-moe,\n"
+            "mixtral-8x7b, on a100-4x8 (200 Gb/s) and h100-4x8 (400 Gb/s): fsmoe against\n"
+            "tutel and dsmoe. Writes fsmoe_grid.tsv, fsmoe_models.tsv, fsmoe_summary.tsv,\n"
+            "fsmoe_grid_sorted.tsv and (with gnuplot) fsmoe_grid.png, fsmoe_models.png into\n"
+            "--out (default %s); --quick: every 27th grid point, models cut to 4 layers.\n",
+            DEFAULT_OUT, ms_default_db(), DEFAULT_OUT_FSMOE);
 }
 
 typedef struct testbed {
@@ -410,6 +421,196 @@ out:
     return rc;
 }
 
+/* ---- repro fsmoe ----------------------------------------------------------------------- */
+
+typedef struct cluster {
+    const char *label, *topo;
+} cluster;
+
+static const cluster clusters[] = {
+    {"A100-200G", "a100-4x8"}, /* 4 x 8 A100, 200 Gb/s HDR per GPU */
+    {"H100-400G", "h100-4x8"}, /* 4 x 8 H100, 400 Gb/s NDR per GPU */
+};
+
+typedef struct real_model {
+    const char *name;
+    int batch, seq;
+} real_model;
+
+static const real_model real_models[] = {
+    {"gpt2-medium-moe", 8, 1024},
+    {"gpt2-xl-moe", 4, 1024},
+    {"mixtral-8x7b", 2, 2048},
+};
+#define REAL_CAPACITY 1.2
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static int repro_fsmoe(const char *out_dir, int quick, const char *db_path, const net_ops *net)
+{
+    if (strchr(out_dir, '\'') || strchr(out_dir, '"')) {
+        cli_error("repro", "--out '%s': quotes are not allowed in the folder name", out_dir);
+        return EXIT_USAGE;
+    }
+    if (make_dirs(out_dir) != 0) {
+        cli_error("repro", "cannot create %s: %s", out_dir, strerror(errno));
+        return EXIT_INPUT;
+    }
+    double t0 = now_s();
+    ms_err err = {{0}};
+    char grid_path[4200];
+    snprintf(grid_path, sizeof grid_path, "%s/traces/fsmoe-grid.tsv", ms_data_dir());
+    solve_grid_point *pts = NULL;
+    int npts = 0;
+    if (solve_grid_load(grid_path, &pts, &npts, &err) != 0) {
+        cli_error("repro", "%s", err.msg);
+        return EXIT_INPUT;
+    }
+    cdb *db = cdb_open(db_path ? db_path : ms_default_db(), &err);
+    if (!db) {
+        cli_error("repro", "%s", err.msg);
+        free(pts);
+        return EXIT_INPUT;
+    }
+    int rc = EXIT_INPUT, every = quick ? 27 : 1;
+    char pg[4300], pm[4300], ps[4300], pc[4300];
+    FILE *fg = open_out(out_dir, "fsmoe_grid.tsv", pg, sizeof pg);
+    FILE *fm = fg ? open_out(out_dir, "fsmoe_models.tsv", pm, sizeof pm) : NULL;
+    FILE *fsum = fm ? open_out(out_dir, "fsmoe_summary.tsv", ps, sizeof ps) : NULL;
+    FILE *fcdf = fsum ? open_out(out_dir, "fsmoe_grid_sorted.tsv", pc, sizeof pc) : NULL;
+    double *sp[2][2] = {{NULL, NULL}, {NULL, NULL}}; /* [cluster][vs tutel, vs dsmoe] */
+    if (!fcdf) goto out;
+    for (int c = 0; c < 2; c++)
+        for (int k = 0; k < 2; k++)
+            if (!(sp[c][k] = malloc(sizeof(double) * (size_t)npts))) {
+                cli_error("repro", "out of memory");
+                goto out;
+            }
+    printf("study           FSMoE layer grid (%d points%s) and real models, 2 clusters, "
+           "network %s\n", (npts + every - 1) / every, quick ? ", --quick: every 27th" : "",
+           net->name);
+    fprintf(fg, "cluster\tid\tbatch\tseq\thidden\tffn_hidden\theads\tcapacity\tffn_gemms\t"
+                "dsmoe_ms\ttutel_ms\ttutel_r\tfsmoe_ms\tfsmoe_model_ms\trf\trb\tlayers_differ\t"
+                "pieces\tspeedup_tutel\tspeedup_dsmoe\n");
+    fprintf(fm, "cluster\tmodel\tlayers\tbatch\tseq\tcapacity\tdsmoe_ms\ttutel_ms\ttutel_r\t"
+                "fsmoe_ms\tfsmoe_model_ms\trf0\trb0\tlayers_differ\tpieces\tspeedup_tutel\t"
+                "speedup_dsmoe\n");
+    fprintf(fsum, "cluster\tpoints\tgeomean_vs_tutel\tmin_vs_tutel\tmax_vs_tutel\t"
+                  "geomean_vs_dsmoe\tmin_vs_dsmoe\tmax_vs_dsmoe\tgeomean_model_vs_tutel\t"
+                  "points_fwd_bwd_differ\tsimulations\twall_s\n");
+    int nd = 0;
+    for (int c = 0; c < 2; c++) {
+        topo t;
+        if (topo_load(clusters[c].topo, &t, &err) != 0) {
+            cli_error("repro", "%s", err.msg);
+            goto out;
+        }
+        double tc = now_s(), lt = 0, ld = 0, lm = 0;
+        long sims = 0;
+        int differ = 0;
+        nd = 0;
+        for (int i = 0; i < npts; i += every) {
+            model_cfg m;
+            solve_train_request rq;
+            memset(&rq, 0, sizeof rq);
+            if (solve_grid_model(&pts[i], &m, &err) != 0) {
+                cli_error("repro", "%s", err.msg);
+                goto out;
+            }
+            rq.m = &m, rq.t = &t, rq.db = db, rq.net = net;
+            wl_train_defaults(&rq.base);
+            rq.base.batch = pts[i].batch, rq.base.seq = pts[i].seq;
+            rq.base.capacity = pts[i].capacity;
+            solve_train_compare r;
+            if (solve_train_compare_all(&rq, &r, &err) != 0) {
+                cli_error("repro", "grid point %d on %s: %s", pts[i].id, t.name, err.msg);
+                goto out;
+            }
+            double st = r.tutel_s / r.fsmoe_s, sd = r.dsmoe_s / r.fsmoe_s;
+            sp[c][0][nd] = st, sp[c][1][nd] = sd, nd++;
+            lt += log(st), ld += log(sd), lm += log(r.tutel_s / r.fsmoe_model_s);
+            differ += r.layers_differ > 0, sims += r.simulations;
+            fprintf(fg, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%g\t%d\t%.6f\t%.6f\t%d\t%.6f\t%.6f\t%d\t%d\t"
+                        "%d\t%d\t%.5f\t%.5f\n",
+                    clusters[c].label, pts[i].id, pts[i].batch, pts[i].seq, pts[i].hidden,
+                    pts[i].ffn_hidden, pts[i].heads, pts[i].capacity, pts[i].ffn_gemms,
+                    r.dsmoe_s * 1e3, r.tutel_s * 1e3, r.tutel_r, r.fsmoe_s * 1e3,
+                    r.fsmoe_model_s * 1e3, r.rf0, r.rb0, r.layers_differ, r.npieces, st, sd);
+        }
+        qsort(sp[c][0], (size_t)nd, sizeof(double), cmp_double);
+        qsort(sp[c][1], (size_t)nd, sizeof(double), cmp_double);
+        double wall = now_s() - tc;
+        fprintf(fsum, "%s\t%d\t%.4f\t%.4f\t%.4f\t%.4f\t%.4f\t%.4f\t%.4f\t%d\t%ld\t%.1f\n",
+                clusters[c].label, nd, exp(lt / nd), sp[c][0][0], sp[c][0][nd - 1],
+                exp(ld / nd), sp[c][1][0], sp[c][1][nd - 1], exp(lm / nd), differ, sims, wall);
+        printf("grid %-10s  %d points: fsmoe/tutel geomean %.3fx (%.3f..%.3f), fsmoe/dsmoe "
+               "%.3fx (%.3f..%.3f); best fwd/bwd degrees differ on %d; %.1f s\n",
+               clusters[c].label, nd, exp(lt / nd), sp[c][0][0], sp[c][0][nd - 1], exp(ld / nd),
+               sp[c][1][0], sp[c][1][nd - 1], differ, wall);
+        for (size_t k = 0; k < sizeof real_models / sizeof real_models[0]; k++) {
+            const real_model *rm = &real_models[k];
+            model_cfg m;
+            if (model_load(rm->name, &m, &err) != 0 ||
+                (quick && model_keep_layers(&m, 4, &err) != 0)) {
+                cli_error("repro", "%s", err.msg);
+                goto out;
+            }
+            solve_train_request rq;
+            memset(&rq, 0, sizeof rq);
+            rq.m = &m, rq.t = &t, rq.db = db, rq.net = net;
+            wl_train_defaults(&rq.base);
+            rq.base.batch = rm->batch, rq.base.seq = rm->seq, rq.base.capacity = REAL_CAPACITY;
+            solve_train_compare r;
+            if (solve_train_compare_all(&rq, &r, &err) != 0) {
+                cli_error("repro", "%s on %s: %s", rm->name, t.name, err.msg);
+                goto out;
+            }
+            fprintf(fm, "%s\t%s\t%d\t%d\t%d\t%g\t%.6f\t%.6f\t%d\t%.6f\t%.6f\t%d\t%d\t%d\t%d\t"
+                        "%.5f\t%.5f\n",
+                    clusters[c].label, rm->name, m.layers, rm->batch, rm->seq, REAL_CAPACITY,
+                    r.dsmoe_s * 1e3, r.tutel_s * 1e3, r.tutel_r, r.fsmoe_s * 1e3,
+                    r.fsmoe_model_s * 1e3, r.rf0, r.rb0, r.layers_differ, r.npieces,
+                    r.tutel_s / r.fsmoe_s, r.dsmoe_s / r.fsmoe_s);
+            printf("model %-10s %-16s %2d layers: step dsmoe %.2f ms, tutel %.2f ms (r=%d), "
+                   "fsmoe %.2f ms: %.3fx over tutel, %.3fx over dsmoe\n",
+                   clusters[c].label, rm->name, m.layers, r.dsmoe_s * 1e3, r.tutel_s * 1e3,
+                   r.tutel_r, r.fsmoe_s * 1e3, r.tutel_s / r.fsmoe_s, r.dsmoe_s / r.fsmoe_s);
+        }
+    }
+    fprintf(fcdf, "fraction\tA100_vs_tutel\tA100_vs_dsmoe\tH100_vs_tutel\tH100_vs_dsmoe\n");
+    for (int i = 0; i < nd; i++)
+        fprintf(fcdf, "%.5f\t%.5f\t%.5f\t%.5f\t%.5f\n", (i + 1.0) / nd, sp[0][0][i], sp[0][1][i],
+                sp[1][0][i], sp[1][1][i]);
+    FILE *files[] = {fg, fm, fsum, fcdf};
+    int bad = 0;
+    for (int i = 0; i < 4; i++) bad |= fclose(files[i]) != 0;
+    fg = fm = fsum = fcdf = NULL;
+    if (bad) {
+        cli_error("repro", "cannot finish writing %s: %s", out_dir, strerror(errno));
+        goto out;
+    }
+    printf("written         %s, %s, %s, %s\n", pg, pm, ps, pc);
+    int have = gnuplot_available();
+    if (render("fsmoe_grid", out_dir, 0, have) != 0 || render("fsmoe_models", out_dir, 0, have) != 0)
+        goto out;
+    printf("wall            %.1f s\n", now_s() - t0);
+    rc = fflush(stdout) == 0 ? 0 : EXIT_INPUT;
+out:
+    if (fg) fclose(fg);
+    if (fm) fclose(fm);
+    if (fsum) fclose(fsum);
+    if (fcdf) fclose(fcdf);
+    for (int c = 0; c < 2; c++)
+        for (int k = 0; k < 2; k++) free(sp[c][k]);
+    free(pts);
+    cdb_close(db);
+    return rc;
+}
+
 int cmd_repro(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -417,7 +618,7 @@ int cmd_repro(int argc, char **argv)
         {"db", required_argument, 0, 'd'},  {"net", required_argument, 0, 'n'},
         {"help", no_argument, 0, 'h'},      {0, 0, 0, 0}};
     if (argc < 2) {
-        cli_error("repro", "which study? (known: findep)");
+        cli_error("repro", "which study? (known: findep, fsmoe)");
         usage(stderr);
         return EXIT_USAGE;
     }
@@ -425,11 +626,13 @@ int cmd_repro(int argc, char **argv)
         usage(stdout);
         return 0;
     }
-    if (strcmp(argv[1], "findep") != 0) {
-        cli_error("repro", "unknown study '%s' (known: findep)", argv[1]);
+    int fsmoe = !strcmp(argv[1], "fsmoe");
+    if (strcmp(argv[1], "findep") != 0 && !fsmoe) {
+        cli_error("repro", "unknown study '%s' (known: findep, fsmoe)", argv[1]);
         return EXIT_USAGE;
     }
-    const char *out_dir = DEFAULT_OUT, *db_path = NULL, *net_name = "analytic";
+    const char *out_dir = fsmoe ? DEFAULT_OUT_FSMOE : DEFAULT_OUT, *db_path = NULL;
+    const char *net_name = "analytic";
     int quick = 0, c, ac = argc - 1;
     char **av = argv + 1;
     optind = 1;
@@ -460,5 +663,6 @@ int cmd_repro(int argc, char **argv)
         cli_error("repro", "unknown network model '%s' (known: analytic, flow)", net_name);
         return EXIT_USAGE;
     }
-    return repro_findep(out_dir, quick, db_path, net);
+    return fsmoe ? repro_fsmoe(out_dir, quick, db_path, net)
+                 : repro_findep(out_dir, quick, db_path, net);
 }

@@ -18,7 +18,7 @@
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: moesched sim (--graph G.tg | --workload dep ...) --topo T [options]\n"
+            "usage: moesched sim (--graph G.tg | --workload dep|train ...) --topo T [options]\n"
             "\n"
             "Simulates the task graph G, or one built from workload flags, on topology T (a\n"
             "name in topologies/, a YAML path, or a generated spec such as h100:nodes=4) with\n"
@@ -136,7 +136,19 @@ int cmd_sim(int argc, char **argv)
     if (json) sim_write_json(s, stdout, tokens, bound);
     else {
         if (graph_path) printf("graph           %s\n", graph_path);
-        else {
+        else if (wl_flags_is_train(&wf)) {
+            const wl_train_params *tp = &wf.tp;
+            int ep = 0, esp = 0, dp = 0;
+            ms_err e2 = {{0}};
+            wl_train_layout(&wf.m, &t, tp, &ep, &esp, &dp, &e2);
+            printf("workload        train %s, %s (%d layers), batch=%d seq=%d capacity=%g "
+                   "ep=%d esp=%d dp=%d r=%d%s%s\n",
+                   wl_train_sched_name(tp->sched), wf.m.name, wf.m.layers, tp->batch, tp->seq,
+                   tp->capacity, ep, esp, dp, tp->r, wf.rf ? " rf=" : "", wf.rf ? wf.rf : "");
+            if (wf.rb) printf("                rb=%s\n", wf.rb);
+            if (wf.pieces) printf("                pieces=%s\n", wf.pieces);
+            printf("step time       %.3f ms\n", sim_get_summary(s)->makespan_s * 1e3);
+        } else {
             char order[WL_ORDER_STRLEN];
             wl_order_format(wf.p.order, wf.p.order_mask, wf.p.r1, order, sizeof order);
             printf("workload        dep %s, %s, ag=%d eg=%d seq=%d r1=%d ma=%d r2=%d %s %s\n",

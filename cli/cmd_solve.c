@@ -3,6 +3,7 @@
  * simulated throughput, the bound and the gap, and optionally write the chosen graph. */
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli/cmd.h"
@@ -20,6 +21,10 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: moesched solve --workload dep --sched findep|pppipe --model M --topo T\n"
             "                      --seq S [options]\n"
+            "       moesched solve --workload train --sched fsmoe|tutel|dsmoe --model M --topo T\n"
+            "                      [--batch B --seq S --capacity C --ep N --esp N --layers N]\n"
+            "                      [--method search|model] [--json] [--emit G.tg]\n"
+            "                      (training: docs/TRAINING.md)\n"
             "\n"
             "Chooses the schedule of a DEP inference workload: the attention/expert split\n"
             "(ag, eg), micro-batches r1 of ma samples, token chunks r2 and the AG order, and\n"
@@ -133,6 +138,185 @@ static void print_text(const solve_request *rq, const solve_result *r, const mod
     if (emit) printf("graph written   %s\n", emit);
 }
 
+/* ---- --workload train ---------------------------------------------------------------- */
+
+static void print_degrees(FILE *f, const int *r, int n)
+{
+    for (int l = 0; l < n; l++) fprintf(f, "%s%d", l ? "," : "", r[l]);
+}
+
+static void print_train(const solve_train_request *rq, const solve_train_result *r,
+                        const char *method, int json, const char *emit)
+{
+    const model_cfg *m = rq->m;
+    const wl_train_params *b = &rq->base;
+    int ep = 0, esp = 0, dp = 0;
+    ms_err e = {{0}};
+    wl_train_layout(m, rq->t, b, &ep, &esp, &dp, &e);
+    double tokens = wl_train_tokens(b, rq->t);
+    if (json) {
+        ms_json j;
+        ms_json_init(&j, stdout);
+        ms_json_obj_begin(&j);
+        ms_json_kstr(&j, "workload", "train");
+        ms_json_kstr(&j, "sched", wl_train_sched_name(r->sched));
+        ms_json_kstr(&j, "model", m->name);
+        ms_json_kint(&j, "layers", m->layers);
+        ms_json_kstr(&j, "topology", rq->t->name);
+        ms_json_kint(&j, "batch", b->batch);
+        ms_json_kint(&j, "seq", b->seq);
+        ms_json_knum(&j, "capacity", b->capacity);
+        ms_json_kint(&j, "ep", ep);
+        ms_json_kint(&j, "esp", esp);
+        ms_json_kint(&j, "dp", dp);
+        ms_json_kstr(&j, "method", method);
+        ms_json_kstr(&j, "network", rq->net ? rq->net->name : "analytic");
+        ms_json_kint(&j, "r", r->r);
+        ms_json_key(&j, "r_fwd");
+        ms_json_arr_begin(&j);
+        for (int l = 0; l < m->layers; l++) ms_json_int(&j, r->r_fwd[l]);
+        ms_json_arr_end(&j);
+        ms_json_key(&j, "r_bwd");
+        ms_json_arr_begin(&j);
+        for (int l = 0; l < m->layers; l++) ms_json_int(&j, r->r_bwd[l]);
+        ms_json_arr_end(&j);
+        ms_json_key(&j, "pieces");
+        ms_json_arr_begin(&j);
+        for (int i = 0; i < r->npieces; i++) {
+            ms_json_obj_begin(&j);
+            if (r->pieces[i].gap == WL_TRAIN_TAIL) ms_json_kstr(&j, "gap", "tail");
+            else ms_json_kint(&j, "gap", r->pieces[i].gap);
+            ms_json_kint(&j, "bytes", r->pieces[i].bytes);
+            ms_json_obj_end(&j);
+        }
+        ms_json_arr_end(&j);
+        ms_json_kint(&j, "layers_differ", r->layers_differ);
+        ms_json_knum(&j, "step_ms", r->step_s * 1e3);
+        ms_json_knum(&j, "throughput_tokens_per_s", tokens / r->step_s);
+        ms_json_knum(&j, "predicted_step_ms", r->predicted_s * 1e3);
+        ms_json_knum(&j, "model_choice_step_ms", r->model_step_s * 1e3);
+        ms_json_kint(&j, "simulations", r->simulations);
+        ms_json_knum(&j, "solve_wall_s", r->solve_wall_s);
+        if (emit) ms_json_kstr(&j, "graph", emit);
+        ms_json_obj_end(&j);
+        fputc('\n', stdout);
+        return;
+    }
+    printf("workload        train %s, %s (%d layers), %s, batch=%d seq=%d capacity=%g "
+           "ep=%d esp=%d dp=%d\n", wl_train_sched_name(r->sched), m->name, m->layers,
+           rq->t->name, b->batch, b->seq, b->capacity, ep, esp, dp);
+    printf("method          %s: %d simulation%s in %.3f s\n", method, r->simulations,
+           r->simulations == 1 ? "" : "s", r->solve_wall_s);
+    printf("degrees fwd     ");
+    print_degrees(stdout, r->r_fwd, m->layers);
+    printf("\ndegrees bwd     ");
+    print_degrees(stdout, r->r_bwd, m->layers);
+    printf("   (%d layer%s differ)\n", r->layers_differ, r->layers_differ == 1 ? "" : "s");
+    if (r->sched == WL_TRAIN_FSMOE) {
+        printf("allreduce       %d piece%s:", r->npieces, r->npieces == 1 ? "" : "s");
+        for (int i = 0; i < r->npieces; i++) {
+            if (r->pieces[i].gap == WL_TRAIN_TAIL) printf(" tail:%lld", (long long)r->pieces[i].bytes);
+            else printf(" %d:%lld", r->pieces[i].gap, (long long)r->pieces[i].bytes);
+        }
+        printf("\n");
+        printf("model estimate  %.3f ms (its choice simulates to %.3f ms)\n",
+               r->predicted_s * 1e3, r->model_step_s * 1e3);
+    }
+    printf("step time       %.3f ms (simulated), %.6g tokens/s\n", r->step_s * 1e3,
+           tokens / r->step_s);
+    if (emit) printf("graph written   %s\n", emit);
+}
+
+static int solve_train_cmd(wl_flags *wf, const char *topo_spec, const char *db_path,
+                           const char *net_name, const char *method, int json,
+                           const char *emit)
+{
+    if (!topo_spec || !wf->sched || !wf->model) {
+        cli_error("solve", "--workload train needs --sched, --model and --topo");
+        return EXIT_USAGE;
+    }
+    int s = wl_train_sched_find(wf->sched);
+    if (s < 0) {
+        cli_error("solve", "unknown --sched '%s' for --workload train (known: dsmoe, tutel, "
+                           "fsmoe)", wf->sched);
+        return EXIT_USAGE;
+    }
+    if (wf->rf || wf->rb || wf->pieces || wf->r != 1) {
+        cli_error("solve", "--r, --rf, --rb and --pieces are what solve chooses; simulate given "
+                           "ones with moesched sim");
+        return EXIT_USAGE;
+    }
+    if (wf->ag || wf->eg || wf->r1 != 1 || wf->ma != 1 || wf->r2 != 1 || wf->order || wf->phase) {
+        cli_error("solve", "--ag, --eg, --r1, --ma, --r2, --order and --phase apply to "
+                           "--workload dep");
+        return EXIT_USAGE;
+    }
+    solve_train_request rq;
+    memset(&rq, 0, sizeof rq);
+    if (!strcmp(method, "search")) rq.method = SOLVE_TRAIN_SEARCH;
+    else if (!strcmp(method, "model")) rq.method = SOLVE_TRAIN_MODEL;
+    else {
+        cli_error("solve", "unknown --method '%s' for --workload train (known: search, model)",
+                  method);
+        return EXIT_USAGE;
+    }
+    rq.sched = (wl_train_sched)s;
+    rq.net = net_find(net_name);
+    if (!rq.net) {
+        cli_error("solve", "unknown network model '%s' (known: analytic, flow)", net_name);
+        return EXIT_USAGE;
+    }
+    wl_train_defaults(&rq.base);
+    rq.base.sched = rq.sched;
+    rq.base.ep = wf->ep, rq.base.esp = wf->esp, rq.base.dp = wf->dp;
+    rq.base.batch = wf->batch, rq.base.capacity = wf->capacity;
+    if (wf->seq) rq.base.seq = wf->seq;
+    ms_err err = {{0}};
+    topo t;
+    model_cfg m;
+    if (topo_load(topo_spec, &t, &err) != 0 || model_load(wf->model, &m, &err) != 0 ||
+        (wf->layers >= 0 && model_keep_layers(&m, wf->layers, &err) != 0)) {
+        cli_error("solve", "%s", err.msg);
+        return EXIT_INPUT;
+    }
+    cdb *db = cdb_open(db_path ? db_path : ms_default_db(), &err);
+    if (!db) {
+        cli_error("solve", "%s", err.msg);
+        return EXIT_INPUT;
+    }
+    rq.m = &m, rq.t = &t, rq.db = db;
+    int rc = EXIT_INPUT;
+    solve_train_result *res = malloc(sizeof *res);
+    tg_graph *g = NULL;
+    if (!res) {
+        cli_error("solve", "out of memory");
+        goto out;
+    }
+    if (solve_train(&rq, res, &err) != 0) {
+        cli_error("solve", "%s", err.msg);
+        goto out;
+    }
+    if (emit) {
+        wl_train_params p;
+        solve_train_params(&rq, res, &p);
+        g = wl_train_build(&m, &t, &p, &err);
+        if (!g || tg_write_file(g, emit, &err) != 0) {
+            cli_error("solve", "%s", err.msg);
+            goto out;
+        }
+    }
+    const char *mname = rq.sched == WL_TRAIN_DSMOE   ? "fixed (r = 1)"
+                        : rq.sched == WL_TRAIN_TUTEL ? "tutel-trial (r in 1,2,4,8)"
+                        : rq.method == SOLVE_TRAIN_MODEL ? "model" : "search";
+    print_train(&rq, res, mname, json, emit);
+    rc = fflush(stdout) == 0 ? 0 : EXIT_INPUT;
+out:
+    tg_graph_free(g);
+    free(res);
+    cdb_close(db);
+    return rc;
+}
+
 int cmd_solve(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -181,13 +365,21 @@ int cmd_solve(int argc, char **argv)
         cli_error("solve", "unexpected argument '%s'", argv[optind]);
         return EXIT_USAGE;
     }
+    if (wl_flags_is_train(&wf))
+        return solve_train_cmd(&wf, topo_spec, db_path, net_name, method, json, emit);
+    if (wf.ep || wf.esp || wf.dp || wf.batch != 1 || wf.r != 1 || wf.capacity != 1.0 || wf.rf ||
+        wf.rb || wf.pieces) {
+        cli_error("solve", "--ep, --esp, --dp, --batch, --r, --capacity, --rf, --rb and --pieces "
+                           "apply to --workload train");
+        return EXIT_USAGE;
+    }
     if (!topo_spec || !wf.workload || !wf.sched || !wf.model || !wf.seq) {
         cli_error("solve", "--workload dep, --sched, --model, --topo and --seq are required "
                            "(moesched solve --help)");
         return EXIT_USAGE;
     }
     if (strcmp(wf.workload, "dep") != 0) {
-        cli_error("solve", "unknown workload '%s' (known: dep)", wf.workload);
+        cli_error("solve", "unknown workload '%s' (known: dep, train)", wf.workload);
         return EXIT_USAGE;
     }
     solve_request rq;

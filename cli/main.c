@@ -17,6 +17,11 @@ static const command commands[] = {
     {"db", cmd_db, "list or build a cost database"},
     {"solve", cmd_solve, "choose a DEP schedule (split, micro-batches, chunks, order)"},
     {"repro", cmd_repro, "reproduce a paper's evaluation in simulation (findep)"},
+    {"exec", cmd_exec, "run a task graph for real (under mpirun): host or cuda backend"},
+    {"calibrate", cmd_calibrate, "time this machine (under mpirun) into a measured cost profile"},
+    {"validate", cmd_validate, "simulate and execute one graph (under mpirun), compare them"},
+    {"sweep", cmd_sweep, "run a what-if study (YAML spec) into a resumable results database"},
+    {"plot", cmd_plot, "draw figures with gnuplot: throughput, speedup, gantt, validate"},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 

@@ -186,6 +186,36 @@ static int get_family(reader *r, family_kind *kind)
                 what, SUPPORTED_TYPES);
 }
 
+/* hidden_act (optional): the expert FFN's form. Gated activations (silu, swish; the
+ * SwiGLU of Mixtral, Qwen and DeepSeek) take 3 GEMMs; plain ones (gelu variants, relu; the
+ * GPT-2 MLP) take 2. Absent: 3. */
+static int get_act(const reader *r, int *gemms)
+{
+    static const char *const gated[] = {"silu", "swish", "swiglu"};
+    static const char *const plain[] = {"gelu", "gelu_new", "gelu_fast", "gelu_pytorch_tanh",
+                                        "relu"};
+    const cJSON *v;
+    char what[96];
+    *gemms = 3;
+    if (lookup(r, "hidden_act", &v)) return -1;
+    if (!v || cJSON_IsNull(v)) return 0;
+    if (!cJSON_IsString(v)) {
+        describe(v, what, sizeof what);
+        return fail(r, "hidden_act", "field 'hidden_act': expected a string, got %s", what);
+    }
+    for (size_t i = 0; i < sizeof gated / sizeof gated[0]; i++)
+        if (!strcmp(v->valuestring, gated[i])) return 0;
+    for (size_t i = 0; i < sizeof plain / sizeof plain[0]; i++)
+        if (!strcmp(v->valuestring, plain[i])) {
+            *gemms = 2;
+            return 0;
+        }
+    ms_safe_text(what, 48, v->valuestring, strlen(v->valuestring));
+    return fail(r, "hidden_act", "field 'hidden_act': unknown activation '%s'; known: silu, "
+                                 "swish, swiglu (3-GEMM experts), gelu, gelu_new, gelu_fast, "
+                                 "gelu_pytorch_tanh, relu (2-GEMM experts)", what);
+}
+
 /* ---------------------------------------------------------------------------------- */
 /* Families */
 
@@ -342,7 +372,7 @@ static int parse_root(reader *r, model_cfg *m)
     case FAM_MIXTRAL: rc = parse_mixtral(r, m); break;
     }
     if (rc) return -1;
-    m->ffn_gemms = 3;   /* SwiGLU: gate, up, down */
+    if (get_act(r, &m->ffn_gemms)) return -1; /* 3: SwiGLU gate, up, down; 2: plain MLP */
     m->dtype_bytes = 2; /* bf16; torch_dtype is not read (docs/MODELS.md) */
     return check(r, kind, m);
 }

@@ -38,7 +38,8 @@ typedef struct model_cfg {
     int shared_inter;     /* one shared expert's intermediate size (0 if none) */
     int dense_inter;      /* intermediate_size of dense (non-MoE) layers */
     int first_dense;      /* leading dense layers (first_k_dense_replace), 0 if none */
-    int ffn_gemms;        /* GEMMs per expert FFN: 3 (SwiGLU) */
+    int ffn_gemms;        /* GEMMs per expert FFN: 3 (SwiGLU; hidden_act silu, the default)
+                             or 2 (plain MLP; hidden_act gelu*, relu) */
     int dtype_bytes;      /* activation bytes per element: 2 (bf16) */
 } model_cfg;
 

@@ -104,4 +104,62 @@ void cdb_print_json(const cdb *db, FILE *f);
 
 const char *cdb_path(const cdb *db);
 
+/* ---- writing (costdb/cdb_write.c) ----------------------------------------------------
+ * Calibration results go into a database all at once or not at all. cdb_writer_begin
+ * checks that an existing path is a moesched cost database of this schema (anything else
+ * is refused and left untouched) and copies it to "<path>.wtmp"; a missing path is built
+ * there from the schema plus seed_files (e.g. the default profiles). Every row then goes
+ * into that copy inside one transaction; cdb_writer_commit commits, checks the copy opens
+ * (cdb_open), and renames it over path; cdb_writer_abort (or a crash) leaves path as it
+ * was (a stale .wtmp is removed by the next begin). Both free the writer. Rows written
+ * here have source 'measured' and refer to the run. */
+typedef struct cdb_writer cdb_writer;
+
+typedef struct cdb_run_row {
+    const char *host, *date, *backend, *versions, *note; /* any may be NULL */
+} cdb_run_row;
+
+typedef struct cdb_measurement_row {
+    const char *device, *op, *shape; /* shape: the op's args as in the IR, e.g. "m=8 n=8" */
+    double x;                        /* the op's feature (cdb_feature), or bytes for comm */
+    double bytes;                    /* bytes moved, NAN when not recorded */
+    double time_s;                   /* mean time per call over the timed trials */
+    int trials;
+} cdb_measurement_row;
+
+typedef struct cdb_model_row {
+    const char *device, *op;
+    const char *form;       /* "linear" (alpha_s, beta_s) or "piecewise" (the run's points) */
+    double alpha_s, beta_s; /* linear only */
+    double x_min, x_max;    /* fitted range of x */
+    double r2;              /* fit quality (<= 1), NAN when unknown */
+    const char *note;
+} cdb_model_row;
+
+typedef struct cdb_comm_row {
+    const char *device, *op; /* op: "xchg", "allreduce", ... */
+    double alpha_s, beta_s_per_byte, r2;
+    const char *note;
+} cdb_comm_row;
+
+cdb_writer *cdb_writer_begin(const char *path, const char *const *seed_files, int nseed,
+                             ms_err *err);
+/* The copy being written ("<path>.wtmp"). */
+const char *cdb_writer_tmp_path(const cdb_writer *w);
+int cdb_writer_run(cdb_writer *w, const cdb_run_row *r, int64_t *run_id, ms_err *err);
+/* Adds device `name` (kind "cpu" or "gpu", source measured) unless it is already there. */
+int cdb_writer_device(cdb_writer *w, const char *name, const char *kind, const char *note,
+                      ms_err *err);
+int cdb_writer_measurement(cdb_writer *w, int64_t run_id, const cdb_measurement_row *m,
+                           ms_err *err);
+int cdb_writer_model(cdb_writer *w, int64_t run_id, const cdb_model_row *m, int64_t *id,
+                     ms_err *err);
+int cdb_writer_comm(cdb_writer *w, int64_t run_id, const cdb_comm_row *c, ms_err *err);
+/* Does the database being written hold a model of (device, op) with this source? 1 yes,
+ * 0 no, -1 on error. */
+int cdb_writer_has_model(cdb_writer *w, const char *device, const char *op, const char *source,
+                         ms_err *err);
+int cdb_writer_commit(cdb_writer *w, ms_err *err);
+void cdb_writer_abort(cdb_writer *w); /* NULL is harmless */
+
 #endif

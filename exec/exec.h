@@ -30,7 +30,9 @@ void ex_abort(int status, const char *msg);
 typedef struct ex_backend ex_backend; /* defined in exec/backend.h */
 
 /* The backend named "host" or "cuda", or NULL (with a message listing the known ones and
- * saying when cuda was not built in). */
+ * saying when cuda was not built in). Defined in cli/cmd_exec.c, the code compiled with
+ * HAVE_CUDA where the cuda backend is linked in (libmoesched.a never references it; the
+ * library's own lookup is ex_backend_lookup in exec/backend.h). */
 const ex_backend *ex_backend_find(const char *name, ms_err *err);
 
 /* ---- running a graph ----------------------------------------------------------------- */
@@ -43,7 +45,12 @@ typedef struct ex_options {
                            rank, stream and task (0 = default, 60 s) */
     int warmup;         /* untimed runs of the whole graph before the timed one (default 1) */
     const char *model;  /* model name/path the graph was built for (check mode), or NULL */
+    int model_layers;   /* check mode: --layers the graph was built with (0 = the model's) */
 } ex_options;
+
+/* watchdog 60 s, one warm-up pass, seed 1, no check. Fields are then taken literally
+ * (warmup = 0: no warm-up pass). */
+void ex_options_defaults(ex_options *o);
 
 /* Measured timeline, gathered on rank 0 (other ranks get ntasks = 0). Times are in
  * microseconds from the earliest task start over all ranks (clocks aligned by an MPI
@@ -56,6 +63,9 @@ typedef struct ex_result {
     int check_done;          /* check mode ran and compared outputs */
     double check_max_rel_err;/* max |got-ref| / (atol + |ref|) style error, see docs/EXEC.md */
     double check_tolerance;  /* the stated tolerance it was compared against */
+    int check_ok;            /* check_max_rel_err <= check_tolerance */
+    double clock_err_us;     /* bound on the rank clocks' misalignment (half the worst
+                                round trip of the offset exchange), docs/EXEC.md */
 } ex_result;
 
 /* Runs graph g (identical on every rank) with backend b. Collective over all ranks: every
@@ -63,6 +73,10 @@ typedef struct ex_result {
  * the rank, and the stream and task where relevant. g->nranks must equal ex_world_size(). */
 int ex_run(const tg_graph *g, const ex_backend *b, const ex_options *opt, ex_result *res,
            ms_err *err);
+/* ex_run's status when a pass failed on this rank (a task's error, or the watchdog):
+ * other ranks may be blocked communicating with it, and threads or requests may be left
+ * in flight, so the caller prints the message and calls ex_abort. */
+#define EX_STUCK (-2)
 void ex_result_release(ex_result *res); /* harmless on a zeroed struct */
 
 /* Writes res as a Chrome/Perfetto trace in the simulator's format (pid = rank, tid =

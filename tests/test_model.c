@@ -315,7 +315,8 @@ static void test_unknown_name(void **state)
     expect_contains(err.msg, "unknown model 'deepseek-v4'");
     expect_contains(err.msg, "models/deepseek-v4.json");
     expect_contains(err.msg, "available: deepseek-v2, deepseek-v2-lite, deepseek-v3, "
-                             "mixtral-8x22b, mixtral-8x7b, qwen3-235b-a22b, qwen3-30b-a3b");
+                             "gpt2-medium-moe, gpt2-xl-moe, mixtral-8x22b, mixtral-8x7b, "
+                             "qwen3-235b-a22b, qwen3-30b-a3b");
 }
 
 static void test_missing_file(void **state)

@@ -1,0 +1,253 @@
+/* Tests of `moesched validate` (cli/cmd_validate.c) under mpirun with 2 ranks on the host
+ * backend: the JSON fields and their consistency, the per-task TSV, the side-by-side
+ * Perfetto trace, agreement of the prediction with `moesched sim`, workload flags, and
+ * refusals (rank-count mismatch, bad flags). */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+#include <cmocka.h>
+
+#include "testutil.h"
+
+#define MPIRUN "timeout 300 mpirun --oversubscribe -np"
+
+static char path_buf[8][4200];
+static int path_next;
+
+static const char *tmp_path(const char *name)
+{
+    char *p = path_buf[path_next++ % 8];
+    snprintf(p, sizeof path_buf[0], "%s/%s", tu_tmpdir, name);
+    return p;
+}
+
+static tu_output mpi_run(int np, const char *fmt, ...)
+{
+    char args[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    char cmd[32768], o[4200], e[4200];
+    snprintf(o, sizeof o, "%s/stdout", tu_tmpdir);
+    snprintf(e, sizeof e, "%s/stderr", tu_tmpdir);
+    snprintf(cmd, sizeof cmd, "%s %d %s %s >%s 2>%s </dev/null", MPIRUN, np, tu_bin, args, o, e);
+    int st = system(cmd);
+    tu_output r = {WIFEXITED(st) ? WEXITSTATUS(st) : 128, tu_slurp(o), tu_slurp(e)};
+    return r;
+}
+
+static void expect_contains(const char *hay, const char *needle)
+{
+    if (!strstr(hay, needle)) fail_msg("expected '%s' in:\n%s", needle, hay);
+}
+
+static const char *db_path;
+
+/* Two ranks, compute on both, one transfer each way, 7 tasks. */
+static const char graph_text[] =
+    "tg 1\n"
+    "task 0 rank=0 stream=compute op=gemm m=64 n=256 k=256 label=a.gemm\n"
+    "task 1 rank=0 stream=a2e op=xchg send=1:65536 after=0 label=a.send\n"
+    "task 2 rank=1 stream=a2e op=xchg recv=0:65536 label=b.recv\n"
+    "task 3 rank=1 stream=compute op=ffn tokens=64 experts=4 hidden=256 inter=128 after=2 "
+    "label=b.ffn\n"
+    "task 4 rank=1 stream=e2a op=xchg send=0:65536 after=3 label=b.send\n"
+    "task 5 rank=0 stream=e2a op=xchg recv=1:65536 label=a.recv\n"
+    "task 6 rank=0 stream=compute op=gemm m=64 n=256 k=256 after=5 label=a.gemm2\n";
+
+static double num(const cJSON *o, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!cJSON_IsNumber(v)) fail_msg("JSON: no number '%s'", key);
+    return v->valuedouble;
+}
+
+static void test_json_tsv_trace(void **state)
+{
+    (void)state;
+    const char *g = tmp_path("g.tg"), *tsv = tmp_path("t.tsv"), *trace = tmp_path("t.json");
+    tu_write_file(g, graph_text);
+    tu_output r = mpi_run(2, "validate --backend host --db %s --graph %s --json --tasks %s "
+                             "--trace %s",
+                          db_path, g, tsv, trace);
+    if (r.status != 0) fail_msg("validate failed (%d):\n%s\n%s", r.status, r.out, r.err);
+    cJSON *j = cJSON_Parse(r.out);
+    if (!j) fail_msg("not JSON:\n%s", r.out);
+    double pred = num(j, "predicted_makespan_us"), meas = num(j, "measured_makespan_us");
+    double e = num(j, "makespan_error");
+    assert_true(pred > 0 && meas > 0);
+    assert_true(fabs(e - (meas - pred) / meas) < 1e-9);
+    assert_int_equal((int)num(j, "tasks"), 7);
+    const cJSON *pt = cJSON_GetObjectItemCaseSensitive(j, "per_task");
+    assert_non_null(pt);
+    assert_int_equal((int)num(pt, "tasks"), 7);
+    assert_true(num(pt, "median_abs_error") <= num(pt, "p90_abs_error"));
+    const cJSON *ct = cJSON_GetObjectItemCaseSensitive(j, "compute_tasks");
+    assert_int_equal((int)num(ct, "tasks"), 3);
+    const cJSON *worst = cJSON_GetObjectItemCaseSensitive(j, "worst_tasks");
+    assert_true(cJSON_IsArray(worst));
+    assert_int_equal(cJSON_GetArraySize(worst), 5);
+    /* sorted by |measured - predicted|, largest first; error = (measured - predicted) /
+     * measured */
+    double prev = INFINITY;
+    for (int i = 0; i < 5; i++) {
+        const cJSON *w = cJSON_GetArrayItem(worst, i);
+        double mu = num(w, "measured_us"), pu = num(w, "predicted_us");
+        assert_true(fabs(mu - pu) <= prev);
+        assert_true(fabs(num(w, "error") - (mu - pu) / mu) < 1e-9);
+        prev = fabs(mu - pu);
+    }
+    cJSON_Delete(j);
+    tu_release(&r);
+
+    /* TSV: exactly this header, one row per task, durations that sum sensibly */
+    char *t = tu_slurp(tsv);
+    const char *hdr = "task_id\trank\tstream\tlabel\tpredicted_us\tmeasured_us\n";
+    assert_memory_equal(t, hdr, strlen(hdr));
+    int lines = 0;
+    for (char *p = t; *p; p++) lines += *p == '\n';
+    assert_int_equal(lines, 8);
+    expect_contains(t, "\n3\t1\tcompute\tb.ffn\t");
+    expect_contains(t, "\n1\t0\ta2e\ta.send\t");
+    /* every measured duration is positive */
+    char *line = strchr(t, '\n') + 1;
+    for (int i = 0; i < 7; i++) {
+        char *last = line;
+        for (int f = 0; f < 5; f++) last = strchr(last, '\t') + 1;
+        assert_true(strtod(last, NULL) > 0);
+        line = strchr(line, '\n') + 1;
+    }
+    free(t);
+
+    /* trace: predicted (pid = rank) and measured (pid = ranks + rank), every task twice */
+    char *tr = tu_slurp(trace);
+    cJSON *tj = cJSON_Parse(tr);
+    if (!tj) fail_msg("trace is not JSON");
+    expect_contains(tr, "\"name\":\"rank 0 predicted\"");
+    expect_contains(tr, "\"name\":\"rank 1 measured\"");
+    int x = 0, pid_meas = 0;
+    const cJSON *ev;
+    cJSON_ArrayForEach(ev, cJSON_GetObjectItemCaseSensitive(tj, "traceEvents"))
+    {
+        const cJSON *ph = cJSON_GetObjectItemCaseSensitive(ev, "ph");
+        if (!cJSON_IsString(ph) || strcmp(ph->valuestring, "X")) continue;
+        x++;
+        pid_meas += num(ev, "pid") >= 2;
+    }
+    assert_int_equal(x, 14);
+    assert_int_equal(pid_meas, 7);
+    cJSON_Delete(tj);
+    free(tr);
+}
+
+/* The prediction is the simulator's: with the topology's own link figures it equals
+ * `moesched sim`'s makespan on the same database. */
+static void test_prediction_is_sim(void **state)
+{
+    (void)state;
+    const char *g = tmp_path("g2.tg");
+    tu_write_file(g, graph_text);
+    tu_output r = mpi_run(2, "validate --backend host --db %s --graph %s --json --no-link-fit",
+                          db_path, g);
+    if (r.status != 0) fail_msg("validate failed:\n%s", r.err);
+    cJSON *j = cJSON_Parse(r.out);
+    assert_non_null(j);
+    double pred = num(j, "predicted_makespan_us");
+    const cJSON *link = cJSON_GetObjectItemCaseSensitive(j, "link");
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(link, "from")->valuestring, "topology");
+    cJSON_Delete(j);
+    tu_release(&r);
+    r = tu_run("sim --db %s --graph %s --topo host-cpu:nodes=1,gpus=2 --json", db_path, g);
+    assert_int_equal(r.status, 0);
+    double sim = strtod(strstr(r.out, "\"makespan_us\":") + 14, NULL);
+    tu_release(&r);
+    assert_true(fabs(pred - sim) < 1e-6 * sim + 1e-3);
+}
+
+/* Workload flags build the graph as sim does; the text report names the parts. */
+static void test_workload_text(void **state)
+{
+    (void)state;
+    tu_output r = mpi_run(2, "validate --backend host --db %s --workload dep --sched findep "
+                             "--model qwen3-30b-a3b --layers 1 --seq 4 --r1 2 --ma 1 --r2 2 "
+                             "--topo host-cpu:nodes=1,gpus=2 --ag 1 --eg 1 --warmup 0",
+                          db_path);
+    if (r.status != 0) fail_msg("validate failed (%d):\n%s\n%s", r.status, r.out, r.err);
+    expect_contains(r.out, "predicted makespan");
+    expect_contains(r.out, "measured makespan");
+    expect_contains(r.out, "makespan error");
+    expect_contains(r.out, "worst tasks (by |measured - predicted|)");
+    expect_contains(r.out, "validate        workload: 28 tasks on 2 ranks, host backend");
+    expect_contains(r.out, "cost models     gemm:");
+    tu_release(&r);
+}
+
+static void test_refusals(void **state)
+{
+    (void)state;
+    const char *g = tmp_path("g3.tg");
+    tu_write_file(g, graph_text);
+    tu_output r = mpi_run(1, "validate --backend host --db %s --graph %s", db_path, g);
+    assert_int_equal(r.status, 1);
+    expect_contains(r.err, "the graph has 2 ranks but 1 MPI processes were started");
+    tu_release(&r);
+    r = tu_run("validate --backend host --graph %s --workload dep", g);
+    assert_int_equal(r.status, 2);
+    expect_contains(r.err, "either --graph or workload flags, not both");
+    tu_release(&r);
+    r = tu_run("validate --graph %s", g);
+    assert_int_equal(r.status, 2);
+    expect_contains(r.err, "--backend and either --graph or workload flags are required");
+    tu_release(&r);
+    r = tu_run("validate --backend host --graph %s --net nope", g);
+    assert_int_equal(r.status, 2);
+    expect_contains(r.err, "unknown network model 'nope'");
+    tu_release(&r);
+    /* a graph whose costs the database cannot give fails before anything runs */
+    const char *bad = tmp_path("bad.tg");
+    tu_write_file(bad, "tg 1\ntask 0 rank=0 stream=compute op=gemm m=8 n=8 k=8\n"
+                       "task 1 rank=1 stream=compute op=gemm m=8 n=8 k=8\n");
+    r = mpi_run(2, "validate --backend host --db %s --graph %s --topo h999:nodes=1,gpus=2",
+                db_path, bad);
+    assert_int_equal(r.status, 1);
+    expect_contains(r.err, "h999");
+    tu_release(&r);
+}
+
+static int setup(void **state)
+{
+    if (tu_cli_setup(state)) return -1;
+    static char p[4200];
+    snprintf(p, sizeof p, "%s/cost.db", tu_tmpdir);
+    glob_t gl;
+    if (glob(MS_SOURCE_DIR "/costdb/profiles/*.sql", 0, NULL, &gl) != 0) return -1;
+    ms_err err = {{0}};
+    int rc = cdb_build(p, (const char *const *)gl.gl_pathv, (int)gl.gl_pathc, &err);
+    globfree(&gl);
+    if (rc) {
+        fprintf(stderr, "%s\n", err.msg);
+        return -1;
+    }
+    db_path = p;
+    return 0;
+}
+
+int main(void)
+{
+    setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 0);
+    setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 0);
+    setenv("OMPI_MCA_rmaps_base_oversubscribe", "1", 0);
+    setenv("ASAN_OPTIONS", "detect_leaks=0", 0); /* MPI's own allocations under SAN=1 */
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_json_tsv_trace),
+        cmocka_unit_test(test_prediction_is_sim),
+        cmocka_unit_test(test_workload_text),
+        cmocka_unit_test(test_refusals),
+    };
+    return cmocka_run_group_tests(tests, setup, tu_cli_teardown);
+}
