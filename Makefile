@@ -156,9 +156,7 @@ bench: all $(BENCH_BIN)
 	@for b in $(BENCH_BIN); do echo "== $$b"; $$b || exit 1; done
 
 demo: all
-	@mkdir -p out
-	$(B)/moesched sim --graph traces/examples/two-layer-dep.tg --topo dgx-h100-1x8 \
-	    --trace out/demo-trace.json
+	@sh scripts/demo.sh $(B)
 
 # libFuzzer targets (clang), each run FUZZ_SECONDS (default 60). Crashes land in
 # build-fuzz/crashes/ and become regression inputs under tests/data/fuzz/.

@@ -184,7 +184,7 @@ int cmd_calibrate(int argc, char **argv)
                "+ %d timed trials per point)\n",
                device, b->name, world, world == 1 ? "" : "s", quick ? "quick" : "full", warmup,
                trials);
-    ex_calib_options o = {.device = device, .quick = quick, .warmup = warmup ? warmup : -1,
+    ex_calib_options o = {.quick = quick, .warmup = warmup ? warmup : -1,
                           .timed = trials, .shapes = shapes, .log = rank == 0 ? stdout : NULL};
     ex_calib_result res;
     int rc = ex_calib_measure(b, &o, &res, &err);

@@ -31,7 +31,7 @@ static void usage(FILE *f)
             "reports its simulated throughput against a bound (docs/SOLVER.md). Schedule\n"
             "flags that are given are held fixed; the others are chosen.\n"
             "\n"
-            "  --workload dep      the only workload solved\n"
+            "  --workload W        dep (DEP inference, below) | train (MoE training)\n"
             "  --sched S           findep (FinDEP schedules) | pppipe (MegaScale-Infer ping-pong)\n"
             "  --model M           models/M.json or a config.json path (docs/MODELS.md)\n"
             "  --layers N          keep the first N layers (depth-reduced models)\n"

@@ -132,8 +132,8 @@ typedef struct cmd_help {
 } cmd_help;
 
 /* Runs `moesched CMD --help` and keeps its stdout. It is this binary's own subcommand,
- * run in a forked child (no exec: a fresh moesched process costs ~0.2 s of start-up),
- * so the flags checked are those of the binary that runs the points. 0, or -1 with err. */
+ * run in a forked child (no exec, no second start-up), so the flags checked are those of
+ * the binary that runs the points. 0, or -1 with err. */
 static int load_help(const char *bin, const char *cmd, cmd_help *h, ms_err *err)
 {
     int fd[2];
@@ -726,28 +726,30 @@ static int db_fail(sw_db *db, ms_err *err, const char *what)
 }
 
 /* Reads application_id, user_version and the number of schema objects of an open
- * handle. 0, or -1 (err names the file: not a database, or unreadable). */
+ * handle, in one statement so that the three come from one snapshot (another sweep may be
+ * creating the table right now). 0, or -1 (err names the file: not a database, or
+ * unreadable). */
 static int read_identity(sqlite3 *h, const char *path, int *app, int *ver, int *objects,
                          ms_err *err)
 {
-    static const char *const q[3] = {"PRAGMA application_id", "PRAGMA user_version",
-                                     "SELECT count(*) FROM sqlite_master"};
-    int *out[3] = {app, ver, objects};
-    for (int i = 0; i < 3; i++) {
-        sqlite3_stmt *st = NULL;
-        int rc = sqlite3_prepare_v2(h, q[i], -1, &st, NULL);
-        if (rc == SQLITE_OK) rc = sqlite3_step(st);
-        if (rc != SQLITE_ROW) {
-            int code = sqlite3_errcode(h);
-            ms_err_set(err, "%s: %s", path,
-                       code == SQLITE_NOTADB ? "not an SQLite database (left untouched)"
-                                             : sqlite3_errmsg(h));
-            sqlite3_finalize(st);
-            return -1;
-        }
-        *out[i] = sqlite3_column_int(st, 0);
+    static const char q[] = "SELECT (SELECT application_id FROM pragma_application_id()), "
+                            "(SELECT user_version FROM pragma_user_version()), "
+                            "(SELECT count(*) FROM sqlite_master)";
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(h, q, -1, &st, NULL);
+    if (rc == SQLITE_OK) rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW) {
+        int code = sqlite3_errcode(h);
+        ms_err_set(err, "%s: %s", path,
+                   code == SQLITE_NOTADB ? "not an SQLite database (left untouched)"
+                                         : sqlite3_errmsg(h));
         sqlite3_finalize(st);
+        return -1;
     }
+    *app = sqlite3_column_int(st, 0);
+    *ver = sqlite3_column_int(st, 1);
+    *objects = sqlite3_column_int(st, 2);
+    sqlite3_finalize(st);
     return 0;
 }
 

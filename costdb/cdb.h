@@ -129,11 +129,14 @@ typedef struct cdb_measurement_row {
 
 typedef struct cdb_model_row {
     const char *device, *op;
-    const char *form;       /* "linear" (alpha_s, beta_s) or "piecewise" (the run's points) */
-    double alpha_s, beta_s; /* linear only */
+    const char *form;       /* "linear" (alpha_s, beta_s), "piecewise" (the run's points) or
+                               "roofline" (alpha_s and the curve below, against the device
+                               row's peak_flops and mem_bw_bytes_per_s) */
+    double alpha_s, beta_s; /* alpha: linear and roofline; beta: linear only */
     double x_min, x_max;    /* fitted range of x */
     double r2;              /* fit quality (<= 1), NAN when unknown */
     const char *note;
+    double eff_max, f_half_flops, bw_eff; /* roofline only */
 } cdb_model_row;
 
 typedef struct cdb_comm_row {
@@ -155,6 +158,10 @@ int cdb_writer_measurement(cdb_writer *w, int64_t run_id, const cdb_measurement_
 int cdb_writer_model(cdb_writer *w, int64_t run_id, const cdb_model_row *m, int64_t *id,
                      ms_err *err);
 int cdb_writer_comm(cdb_writer *w, int64_t run_id, const cdb_comm_row *c, ms_err *err);
+/* Records measured peak figures in device `name`'s row (source becomes measured, note
+ * replaced): what roofline models of the device divide by. */
+int cdb_writer_device_figures(cdb_writer *w, const char *name, double peak_flops,
+                              double mem_bw_bytes_per_s, const char *note, ms_err *err);
 /* Does the database being written hold a model of (device, op) with this source? 1 yes,
  * 0 no, -1 on error. */
 int cdb_writer_has_model(cdb_writer *w, const char *device, const char *op, const char *source,

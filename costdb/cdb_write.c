@@ -208,16 +208,19 @@ int cdb_writer_model(cdb_writer *w, int64_t run_id, const cdb_model_row *m, int6
     sqlite3_stmt *st;
     if (step_once(w,
                   "INSERT INTO model (device, op, form, alpha_s, beta_s, x_min, x_max, r2, "
-                  "run_id, source, note) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
-                  "'measured', ?10)",
+                  "run_id, source, note, eff_max, f_half_flops, bw_eff) VALUES (?1, ?2, ?3, "
+                  "?4, ?5, ?6, ?7, ?8, ?9, 'measured', ?10, ?11, ?12, ?13)",
                   &st, err))
         return -1;
-    int linear = !strcmp(m->form, "linear");
+    int linear = !strcmp(m->form, "linear"), roof = !strcmp(m->form, "roofline");
     bind_str(st, 1, m->device);
     bind_str(st, 2, m->op);
     bind_str(st, 3, m->form);
-    bind_num(st, 4, linear ? m->alpha_s : NAN);
+    bind_num(st, 4, linear || roof ? m->alpha_s : NAN);
     bind_num(st, 5, linear ? m->beta_s : NAN);
+    bind_num(st, 11, roof ? m->eff_max : NAN);
+    bind_num(st, 12, roof ? m->f_half_flops : NAN);
+    bind_num(st, 13, roof ? m->bw_eff : NAN);
     bind_num(st, 6, m->x_min);
     bind_num(st, 7, m->x_max);
     bind_num(st, 8, m->r2);
@@ -244,6 +247,22 @@ int cdb_writer_comm(cdb_writer *w, int64_t run_id, const cdb_comm_row *c, ms_err
     sqlite3_bind_int64(st, 6, run_id);
     bind_str(st, 7, c->note);
     return finish(w, st, "a communication fit", err);
+}
+
+int cdb_writer_device_figures(cdb_writer *w, const char *name, double peak_flops,
+                              double mem_bw_bytes_per_s, const char *note, ms_err *err)
+{
+    sqlite3_stmt *st;
+    if (step_once(w,
+                  "UPDATE device SET peak_flops = ?1, mem_bw_bytes_per_s = ?2, "
+                  "source = 'measured', note = ?3 WHERE name = ?4",
+                  &st, err))
+        return -1;
+    bind_num(st, 1, peak_flops);
+    bind_num(st, 2, mem_bw_bytes_per_s);
+    bind_str(st, 3, note);
+    bind_str(st, 4, name);
+    return finish(w, st, "the device's figures", err);
 }
 
 int cdb_writer_has_model(cdb_writer *w, const char *device, const char *op, const char *source,

@@ -34,6 +34,15 @@ typedef struct ex_payload {
      * same communicator under another tag. Sets *buf and *bytes (both sides agree on the
      * size); *buf = NULL: none. NULL hook: never. Not counted in the graph's bytes. */
     void (*xfer_meta)(void *user, uint32_t xfer, void **buf, size_t *bytes);
+    /* Host memory of a COLLECTIVE task (allreduce, allgather, reducescatter), called when
+     * the task runs: *send and *recv (distinct, never aliased) and *count, the fp32
+     * elements of one member's block (allreduce: of the whole vector; allgather: each
+     * member's contribution, recv holds count x members; reducescatter: each member's
+     * result, send holds count x members). The payload decides the count, so check mode
+     * may move more or fewer bytes than the graph's (docs/EXEC.md). Returns 0, or -1 with
+     * err set. NULL hook: the backend's synthetic buffers and the graph's bytes. */
+    int (*coll_buf)(void *user, uint32_t task, void **send, void **recv, size_t *count,
+                    ms_err *err);
 } ex_payload;
 
 /* What setup receives. Everything is borrowed and outlives the context. */

@@ -178,18 +178,22 @@ static int run_coll(hstream *s, uint32_t t, ms_err *err)
                           tg_str(g, g->group_name[group]));
     }
     size_t nf = (bytes + 3) / 4; /* fp32 elements, rounded up */
+    void *sb = s->sendbuf, *rb = s->recvbuf;
+    const ex_payload *p = c->payload;
+    if (p && p->coll_buf) { /* check mode: the payload's data and element count */
+        if (p->coll_buf(p->user, t, &sb, &rb, &nf, err) != 0) return -1;
+        bytes = nf * 4;
+    }
     int rc;
     switch ((tg_op)g->op[t]) {
     case TG_OP_ALLREDUCE:
-        rc = ex_iallreduce_f32(comm, (const float *)s->sendbuf, (float *)s->recvbuf, nf,
-                               s->reqs, err);
+        rc = ex_iallreduce_f32(comm, (const float *)sb, (float *)rb, nf, s->reqs, err);
         break;
     case TG_OP_ALLGATHER:
-        rc = ex_iallgather(comm, s->sendbuf, bytes, s->recvbuf, s->reqs, err);
+        rc = ex_iallgather(comm, sb, bytes, rb, s->reqs, err);
         break;
     default: /* reducescatter */
-        rc = ex_ireducescatter_f32(comm, (const float *)s->sendbuf, (float *)s->recvbuf, nf,
-                                   s->reqs, err);
+        rc = ex_ireducescatter_f32(comm, (const float *)sb, (float *)rb, nf, s->reqs, err);
         break;
     }
     if (rc != 0) return -1;

@@ -483,7 +483,138 @@ static double eval_piecewise(const xy *p, int n, int skip, double x)
     return t > 0 ? t : 0;
 }
 
-static double rel_err(double pred, double t) { return t > 0 ? fabs(pred - t) / t : 0; }
+/* Model-selection error of one prediction: |ln(predicted / measured)|, symmetric, so a
+ * 10x under-estimate counts as much as a 10x over-estimate (a plain relative error
+ * would rate the first as 0.9 and the second as 9). */
+static double rel_err(double pred, double t)
+{
+    if (!(t > 0)) return 0;
+    return fabs(log(fmax(pred, 1e-12) / t));
+}
+
+/* ---- roofline: t = alpha + max((F + f_half) / (peak eff_max), B / (bw bw_eff)) -------- */
+
+typedef struct fbt {
+    double f, b, t; /* FLOPs, bytes (cdb_work_of), measured seconds */
+} fbt;
+
+typedef struct roof {
+    double alpha_s, eff_max, f_half, bw_eff;
+} roof;
+
+/* The cost DB's roofline (cdb.c model_time), clamped at 0. */
+static double roof_eval(const roof *r, double peak, double bw, double f, double b)
+{
+    double comp = f > 0 ? (f + r->f_half) / (peak * r->eff_max) : 0;
+    double mem = b / (bw * r->bw_eff);
+    double t = r->alpha_s + (comp > mem ? comp : mem);
+    return t > 0 ? t : 0;
+}
+
+/* Unconstrained parameters -> a valid curve: eff_max, bw_eff in (0, 1), f_half, alpha > 0. */
+static roof roof_of(const double *p)
+{
+    roof r = {exp(p[3]), 1 / (1 + exp(p[0])), exp(p[2]), 1 / (1 + exp(p[1]))};
+    return r;
+}
+
+typedef struct roof_ctx {
+    const fbt *pt;
+    int n, skip;
+    double peak, bw;
+} roof_ctx;
+
+static double roof_cost(const double *p, const roof_ctx *c)
+{
+    roof r = roof_of(p);
+    double s = 0;
+    for (int i = 0; i < c->n; i++) {
+        if (i == c->skip) continue;
+        double e = log(fmax(roof_eval(&r, c->peak, c->bw, c->pt[i].f, c->pt[i].b), 1e-12) /
+                       c->pt[i].t);
+        s += e * e;
+    }
+    return s;
+}
+
+/* Nelder-Mead over the 4 unconstrained parameters, from x (updated in place). */
+static double nelder_mead(double *x, const roof_ctx *c)
+{
+    enum { D = 4 };
+    double v[D + 1][D], fv[D + 1];
+    for (int i = 0; i <= D; i++) {
+        for (int k = 0; k < D; k++) v[i][k] = x[k] + (i == k + 1 ? 1.0 : 0.0);
+        fv[i] = roof_cost(v[i], c);
+    }
+    for (int it = 0; it < 600; it++) {
+        int lo = 0, hi = 0, nh = 0;
+        for (int i = 1; i <= D; i++) {
+            if (fv[i] < fv[lo]) lo = i;
+            if (fv[i] > fv[hi]) hi = i;
+        }
+        nh = hi == 0 ? 1 : 0;
+        for (int i = 0; i <= D; i++)
+            if (i != hi && fv[i] > fv[nh]) nh = i;
+        if (fv[hi] - fv[lo] < 1e-12 * (1 + fv[lo])) break;
+        double cen[D] = {0}, xr[D], xe[D], xc[D];
+        for (int i = 0; i <= D; i++)
+            if (i != hi)
+                for (int k = 0; k < D; k++) cen[k] += v[i][k] / D;
+        for (int k = 0; k < D; k++) xr[k] = cen[k] + (cen[k] - v[hi][k]);
+        double fr = roof_cost(xr, c);
+        if (fr < fv[lo]) {
+            for (int k = 0; k < D; k++) xe[k] = cen[k] + 2 * (cen[k] - v[hi][k]);
+            double fe = roof_cost(xe, c);
+            memcpy(v[hi], fe < fr ? xe : xr, sizeof xr);
+            fv[hi] = fe < fr ? fe : fr;
+        } else if (fr < fv[nh]) {
+            memcpy(v[hi], xr, sizeof xr);
+            fv[hi] = fr;
+        } else {
+            for (int k = 0; k < D; k++) xc[k] = cen[k] + 0.5 * (v[hi][k] - cen[k]);
+            double fc = roof_cost(xc, c);
+            if (fc < fv[hi]) {
+                memcpy(v[hi], xc, sizeof xc);
+                fv[hi] = fc;
+            } else { /* shrink towards the best */
+                for (int i = 0; i <= D; i++)
+                    if (i != lo) {
+                        for (int k = 0; k < D; k++) v[i][k] = v[lo][k] + 0.5 * (v[i][k] - v[lo][k]);
+                        fv[i] = roof_cost(v[i], c);
+                    }
+            }
+        }
+    }
+    int lo = 0;
+    for (int i = 1; i <= D; i++)
+        if (fv[i] < fv[lo]) lo = i;
+    memcpy(x, v[lo], sizeof v[lo]);
+    return fv[lo];
+}
+
+/* Fits the roofline to pt (minus skip), from a few starting curves; x0 (4 parameters, may
+ * be NULL) is one more start. Returns the parameters in x. */
+static void fit_roofline(const fbt *pt, int n, int skip, double peak, double bw, const double *x0,
+                         double *x)
+{
+    roof_ctx c = {pt, n, skip, peak, bw};
+    double best = INFINITY;
+    static const double starts[][4] = {
+        /* eff_max, bw_eff logits; ln f_half; ln alpha */
+        {0, 0, 13.8, -11.5}, {2, 2, 18.4, -11.5}, {1, 3, 9.2, -9.2}, {3, 1, 20.7, -13.8}};
+    for (int s = 0; s < 5; s++) {
+        double y[4];
+        if (s == 4) {
+            if (!x0) break;
+            memcpy(y, x0, sizeof y);
+        } else {
+            memcpy(y, starts[s], sizeof y);
+        }
+        double f = nelder_mead(y, &c);
+        f = nelder_mead(y, &c); /* a restart escapes most early collapses */
+        if (f < best) best = f, memcpy(x, y, sizeof y);
+    }
+}
 
 /* The time of one GEMM (m, n, k) under a fitted gemm model. */
 static double gemm_model(const ex_calib_fit *f, const xy *p, int n, double m, double nn,
@@ -491,6 +622,11 @@ static double gemm_model(const ex_calib_fit *f, const xy *p, int n, double m, do
 {
     double x = 2 * m * nn * k;
     if (!strcmp(f->chosen, "piecewise")) return eval_piecewise(p, n, -1, x);
+    if (!strcmp(f->chosen, "roofline")) {
+        roof r = {f->roof_alpha_s, f->eff_max, f->f_half_flops, f->bw_eff};
+        return roof_eval(&r, f->peak_flops, f->mem_bw_bytes_per_s, x,
+                         2 * (m * k + k * nn + m * nn));
+    }
     double t = f->alpha_s + f->beta_s * x;
     return t > 0 ? t : 0;
 }
@@ -524,6 +660,13 @@ int ex_calib_fit_all(const ex_calib_result *res, int force_piecewise, ex_calib_f
     xy *gp = NULL;
     int ngp = 0;
     if (!F || !C) goto oom;
+    double peak = 0, bw = 0; /* the best rates of the run, for the roofline form */
+    for (size_t i = 0; i < res->n; i++) {
+        const ex_calib_point *q = &res->pt[i];
+        if (q->nranks || !(q->mean_s > 0)) continue;
+        peak = fmax(peak, q->x / q->mean_s);
+        bw = fmax(bw, q->bytes / q->mean_s);
+    }
     for (size_t o = 0; o < 4; o++) {
         xy *p;
         int n = op_points(res, ops[o], &p);
@@ -553,8 +696,40 @@ int ex_calib_fit_all(const ex_calib_result *res, int force_piecewise, ex_calib_f
         f->loo_linear = n > 1 ? el : NAN;
         f->loo_piecewise = n > 1 ? ep : NAN;
         f->composed_err = NAN;
-        /* piecewise must beat the simpler linear form by half a point of error */
-        f->chosen = force_piecewise || (n > 1 && ep < el - 0.005) ? "piecewise" : "linear";
+        f->peak_flops = peak, f->mem_bw_bytes_per_s = bw;
+        f->roof_alpha_s = f->eff_max = f->f_half_flops = f->bw_eff = f->loo_roofline = NAN;
+        if (n >= 4 && peak > 0 && bw > 0) {
+            fbt *rp = malloc((size_t)n * sizeof *rp);
+            if (!rp) {
+                free(p);
+                goto oom;
+            }
+            int k = 0;
+            for (size_t i = 0; i < res->n; i++)
+                if (!res->pt[i].nranks && !strcmp(res->pt[i].op, ops[o]))
+                    rp[k++] = (fbt){res->pt[i].x, res->pt[i].bytes, res->pt[i].mean_s};
+            double prm[4], lp[4];
+            fit_roofline(rp, n, -1, peak, bw, NULL, prm);
+            roof r = roof_of(prm);
+            f->roof_alpha_s = r.alpha_s, f->eff_max = r.eff_max, f->f_half_flops = r.f_half;
+            f->bw_eff = r.bw_eff;
+            double er = 0;
+            for (int i = 0; i < n; i++) {
+                fit_roofline(rp, n, i, peak, bw, prm, lp);
+                roof ri = roof_of(lp);
+                er += rel_err(roof_eval(&ri, peak, bw, rp[i].f, rp[i].b), rp[i].t) / n;
+            }
+            f->loo_roofline = er;
+            free(rp);
+        }
+        /* the simplest form wins unless another beats it by half a point of error:
+         * linear, then roofline, then piecewise */
+        double best = n > 1 ? el : INFINITY;
+        f->chosen = "linear";
+        if (!isnan(f->loo_roofline) && f->loo_roofline < best - 0.005)
+            f->chosen = "roofline", best = f->loo_roofline;
+        if (n > 1 && ep < best - 0.005) f->chosen = "piecewise";
+        if (force_piecewise) f->chosen = "piecewise";
         if (!strcmp(ops[o], "gemm")) {
             gp = p, ngp = n;
             continue;
@@ -579,7 +754,9 @@ int ex_calib_fit_all(const ex_calib_result *res, int force_piecewise, ex_calib_f
                 ec += rel_err(t, q->mean_s), k++;
             }
             f->composed_err = k ? ec / k : NAN;
-            double own = !strcmp(f->chosen, "piecewise") ? f->loo_piecewise : f->loo_linear;
+            double own = !strcmp(f->chosen, "piecewise") ? f->loo_piecewise
+                         : !strcmp(f->chosen, "roofline")  ? f->loo_roofline
+                                                           : f->loo_linear;
             if (!force_piecewise && f->composed_err < (isnan(own) ? INFINITY : own))
                 f->chosen = "composed";
         }
@@ -680,15 +857,19 @@ void ex_calib_print_compute(const ex_calib_result *res, const ex_calib_fit *fits
         fprintf(f, "%-6s %-50s %12.4g %12.1f %10.2f%s\n", q->op, shape, q->x, q->mean_s * 1e6,
                 q->mean_s > 0 ? q->x / q->mean_s / 1e9 : 0, q->from_graph ? "  (graph)" : "");
     }
-    fprintf(f, "\nfits (leave-one-out mean |relative error|; the chosen form is used)\n");
+    fprintf(f, "\nfits (errors: exp(mean |ln(predicted/measured)|) - 1, leave-one-out for the own "
+               "forms; the chosen form is used)\n");
     for (size_t i = 0; i < nfits; i++) {
         const ex_calib_fit *q = &fits[i];
         fprintf(f, "  %-5s %2d pts  linear %.3g us + %.4g ns/kFLOP (R2 %.3f, LOO %.1f%%)  "
                    "piecewise LOO %.1f%%",
                 q->op, q->npoints, q->alpha_s * 1e6, q->beta_s * 1e12, q->r2,
-                q->loo_linear * 100, q->loo_piecewise * 100);
+                expm1(q->loo_linear) * 100, expm1(q->loo_piecewise) * 100);
+        if (!isnan(q->loo_roofline))
+            fprintf(f, "  roofline LOO %.1f%% (eff %.3g, f_half %.3g FLOP, bw_eff %.3g)",
+                    expm1(q->loo_roofline) * 100, q->eff_max, q->f_half_flops, q->bw_eff);
         if (!isnan(q->composed_err))
-            fprintf(f, "  composed from gemm %.1f%%", q->composed_err * 100);
+            fprintf(f, "  composed from gemm %.1f%%", expm1(q->composed_err) * 100);
         fprintf(f, "  -> %s\n", q->chosen);
     }
 }
@@ -699,18 +880,27 @@ static int write_model(cdb_writer *w, int64_t run_id, const char *device,
                        const ex_calib_fit *f, const char *form, const char *why, ms_err *err)
 {
     char note[512];
-    if (!strcmp(form, "linear"))
+    cdb_model_row m = {device, f->op, form, f->alpha_s, f->beta_s, f->x_min, f->x_max, NAN,
+                       note, NAN, NAN, NAN};
+    if (!strcmp(form, "linear")) {
+        m.r2 = f->r2;
         snprintf(note, sizeof note,
-                 "least squares on relative error over %d points; leave-one-out mean |error| "
-                 "%.1f%%%s",
-                 f->npoints, f->loo_linear * 100, why);
-    else
+                 "least squares on relative error over %d points; leave-one-out error "
+                 "exp(mean |ln ratio|) - 1 = %.1f%%%s",
+                 f->npoints, expm1(f->loo_linear) * 100, why);
+    } else if (!strcmp(form, "roofline")) {
+        m.alpha_s = f->roof_alpha_s, m.eff_max = f->eff_max;
+        m.f_half_flops = f->f_half_flops, m.bw_eff = f->bw_eff;
         snprintf(note, sizeof note,
-                 "through the run's mean time per distinct x (%d points); leave-one-out mean "
-                 "|error| %.1f%%%s",
-                 f->npoints, f->loo_piecewise * 100, why);
-    cdb_model_row m = {device, f->op, form, f->alpha_s, f->beta_s,
-                       f->x_min, f->x_max, !strcmp(form, "linear") ? f->r2 : NAN, note};
+                 "fitted (Nelder-Mead on squared ln ratio) over %d points against the run's "
+                 "best rates; leave-one-out error exp(mean |ln ratio|) - 1 = %.1f%%%s",
+                 f->npoints, expm1(f->loo_roofline) * 100, why);
+    } else {
+        snprintf(note, sizeof note,
+                 "through the run's mean time per distinct x (%d points); leave-one-out error "
+                 "exp(mean |ln ratio|) - 1 = %.1f%%%s",
+                 f->npoints, expm1(f->loo_piecewise) * 100, why);
+    }
     return cdb_writer_model(w, run_id, &m, NULL, err);
 }
 
@@ -733,6 +923,19 @@ int ex_calib_write(const char *db_path, const char *const *seed_files, int nseed
         cdb_measurement_row m = {device, q->op, shape, q->x, q->bytes, q->mean_s, q->trials};
         if (cdb_writer_measurement(w, *run_id, &m, err)) goto fail;
     }
+    for (size_t i = 0; i < nfits; i++) /* roofline rows divide by the device's figures */
+        if (!isnan(fits[i].loo_roofline)) {
+            char note[256];
+            snprintf(note, sizeof note,
+                     "peak_flops and mem_bw_bytes_per_s: the best FLOP and byte rates (bytes as "
+                     "the cost DB counts them, 2 per element) over the compute points of "
+                     "calibration run %lld",
+                     (long long)*run_id);
+            if (cdb_writer_device_figures(w, device, fits[i].peak_flops,
+                                          fits[i].mem_bw_bytes_per_s, note, err))
+                goto fail;
+            break;
+        }
     for (size_t i = 0; i < nfits; i++) {
         const ex_calib_fit *f = &fits[i];
         const char *chosen = f->chosen;
@@ -744,17 +947,24 @@ int ex_calib_write(const char *db_path, const char *const *seed_files, int nseed
             if (has < 0) goto fail;
             if (!has) continue;
             chosen = f->loo_piecewise < f->loo_linear ? "piecewise" : "linear";
+            if (!isnan(f->loo_roofline) &&
+                f->loo_roofline < fmin(f->loo_piecewise, f->loo_linear))
+                chosen = "roofline";
             snprintf(why, sizeof why,
                      "; composition from gemm fits better (%.1f%%) but an earlier measured "
                      "model exists",
-                     f->composed_err * 100);
+                     expm1(f->composed_err) * 100);
         }
-        const char *other = !strcmp(chosen, "linear") ? "piecewise" : "linear";
         char why2[192];
         snprintf(why2, sizeof why2, "; chosen%s", why);
-        /* the other form first: the chosen one, written last, is the newest and is used */
-        if (f->npoints > 1 && write_model(w, *run_id, device, f, other, "; not chosen", err))
-            goto fail;
+        /* the other forms first: the chosen one, written last, is the newest and is used */
+        static const char *const forms[] = {"linear", "piecewise", "roofline"};
+        for (size_t k = 0; k < 3; k++) {
+            if (!strcmp(forms[k], chosen) || (k < 2 && f->npoints < 2) ||
+                (k == 2 && isnan(f->loo_roofline)))
+                continue;
+            if (write_model(w, *run_id, device, f, forms[k], "; not chosen", err)) goto fail;
+        }
         if (write_model(w, *run_id, device, f, chosen, why2, err)) goto fail;
     }
     for (size_t i = 0; i < ncfits; i++) {

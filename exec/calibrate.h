@@ -46,7 +46,6 @@ typedef struct ex_calib_point {
 } ex_calib_point;
 
 typedef struct ex_calib_options {
-    const char *device; /* name written to the DB */
     int quick;          /* the small grid for tests (a few seconds) */
     int warmup, timed;  /* trials per point (0: defaults 10 and 20; warmup < 0: none) */
     /* Optional graph whose distinct compute shapes are measured too (per-shape points;
@@ -74,9 +73,16 @@ typedef struct ex_calib_fit {
     char op[16];
     int npoints;
     double alpha_s, beta_s, r2;     /* linear fit (relative least squares, beta >= 0) */
-    double loo_linear, loo_piecewise; /* leave-one-out mean |relative error| of each form */
-    double composed_err;            /* ffn, gate: mean |rel err| composed from gemm (or NAN) */
-    const char *chosen;             /* "linear", "piecewise" or "composed" */
+    /* errors are means of |ln(predicted / measured)| (symmetric in over/under-estimates) */
+    double loo_linear, loo_piecewise; /* leave-one-out, of each own form */
+    double composed_err;            /* ffn, gate: composed from the gemm fit (or NAN) */
+    /* roofline (4 or more points): t = alpha + max((F + f_half)/(peak eff_max),
+     * B/(bw bw_eff)) against the run's peak_flops and mem_bw below */
+    double roof_alpha_s, eff_max, f_half_flops, bw_eff, loo_roofline; /* NAN when not fitted */
+    double peak_flops, mem_bw_bytes_per_s; /* the best FLOP and byte rates (bytes as
+                                              cdb_work_of counts them) over all compute
+                                              points of the run */
+    const char *chosen;             /* "linear", "piecewise", "roofline" or "composed" */
     double x_min, x_max;
 } ex_calib_fit;
 

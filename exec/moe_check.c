@@ -11,6 +11,7 @@
 #include "core/model.h"
 #include "exec/ex_mpi.h"
 #include "exec/moe_check.h"
+#include "exec/train_check.h"
 #include "kernels/k.h"
 
 #define CHECK_RTOL 1e-4     /* tolerance on the max relative error */
@@ -68,6 +69,7 @@ struct ex_check {
     size_t max_rows;
     int corrupt;
     ex_payload payload;
+    ex_tcheck *train; /* a training graph: everything is exec/train_check.c's */
 };
 
 /* ---- seeded weights and shared math --------------------------------------------------- */
@@ -487,6 +489,7 @@ static int parse_label(const char *s, int *l, int *i, int *j)
 void ex_check_free(ex_check *c)
 {
     if (!c) return;
+    ex_tcheck_free(c->train);
     free(c->ag_rank), free(c->eg_rank), free(c->ag_index), free(c->eg_index);
     free(c->exp_rank), free(c->e_first);
     free(c->tkind), free(c->trole), free(c->tl), free(c->ti), free(c->tj), free(c->pairs);
@@ -513,7 +516,10 @@ void ex_check_free(ex_check *c)
     free(c);
 }
 
-const ex_payload *ex_check_payload(ex_check *c) { return &c->payload; }
+const ex_payload *ex_check_payload(ex_check *c)
+{
+    return c->train ? ex_tcheck_payload(c->train) : &c->payload;
+}
 
 static float *wnew(size_t n, uint64_t seed, int l, int kind, int idx, int fan_in, int *oom)
 {
@@ -629,6 +635,14 @@ ex_check *ex_check_create(const tg_graph *g, const ex_options *opt, int rank, ms
     c->rank = rank;
     c->seed = opt->seed;
     c->my_a = c->my_d = -1;
+    if (ex_tcheck_is_train(g)) { /* training graphs (workloads/moe_train.c) */
+        c->train = ex_tcheck_create(g, opt, rank, err);
+        if (!c->train) {
+            free(c);
+            return NULL;
+        }
+        return c;
+    }
     const char *cor = getenv(CORRUPT_ENV);
     c->corrupt = cor && *cor && strcmp(cor, "0") != 0;
     if (!opt->model) {
@@ -1094,6 +1108,7 @@ out:
 
 int ex_check_compare(ex_check *c, ex_result *res, ms_err *err)
 {
+    if (c->train) return ex_tcheck_compare(c->train, res, err);
     size_t T = (size_t)c->T, Mz = (size_t)c->M, r1 = (size_t)c->r1;
     size_t nx = r1 * T * Mz, ns = (size_t)c->L * r1 * T * c->k;
     int local = 0;

@@ -20,7 +20,7 @@ echo "== 1. one schedule: FinDEP, DeepSeek-V2 (2 layers), 8 x H100 (4 attention 
 
 echo
 echo "== 2. the what-if study: $SPEC ($JOBS parallel jobs)"
-echo "   settings, chosen to finish in about a minute on 2 cores (see the spec): 2 layers per"
+echo "   settings, chosen to stay well under 2 minutes on 2 cores (see the spec): 2 layers per"
 echo "   model (depth-reduced), prefill of 4096-token samples, 4 samples per micro-batch,"
 echo "   ag = eg = GPUs/2 held fixed, analytic network; the solvers choose r1, r2, order"
 rm -f "$OUT/demo.db" "$OUT/demo.db-wal" "$OUT/demo.db-shm"

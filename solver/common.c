@@ -6,10 +6,11 @@
 #include "solver/solver_internal.h"
 
 static int run_one(const solve_request *rq, const wl_dep_params *p, double *tokens_per_s,
-                   double *bound_tokens_per_s, ms_err *err)
+                   double *bound_tokens_per_s, double *work, ms_err *err)
 {
     tg_graph *g = wl_dep_build(rq->m, rq->t, p, err);
     if (!g) return -1;
+    if (work) *work = (double)g->ntasks + (double)g->nxfers;
     int rc = -1;
     sim_engine *s = sim_create(g, rq->t, rq->db, rq->net ? rq->net : &net_analytic, err);
     if (s && sim_run(s, err) == 0) {
@@ -35,11 +36,18 @@ static int run_one(const solve_request *rq, const wl_dep_params *p, double *toke
 int solve_simulate(const solve_request *rq, const wl_dep_params *p, double *tokens_per_s,
                    ms_err *err)
 {
-    return run_one(rq, p, tokens_per_s, NULL, err);
+    return run_one(rq, p, tokens_per_s, NULL, NULL, err);
+}
+
+int solve_simulate_work(const solve_request *rq, const wl_dep_params *p, double *tokens_per_s,
+                        double *work, ms_err *err)
+{
+    *work = 0;
+    return run_one(rq, p, tokens_per_s, NULL, work, err);
 }
 
 int solve_simulate_bound(const solve_request *rq, const wl_dep_params *p, double *tokens_per_s,
                          double *bound_tokens_per_s, ms_err *err)
 {
-    return run_one(rq, p, tokens_per_s, bound_tokens_per_s, err);
+    return run_one(rq, p, tokens_per_s, bound_tokens_per_s, NULL, err);
 }

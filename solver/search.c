@@ -13,7 +13,10 @@
 #define SEARCH_MAX_R1 (2 * SOLVE_ALG1_MAX_R1) /* micro-batches: twice alg1's range */
 #define SEARCH_SPLITS 3         /* splits whose alg1 answer the search refines (auto) */
 #define SEARCH_MAX_SIMS 240     /* simulations of the local search, all splits together */
-#define SEARCH_BUDGET_S 1.2     /* wall-clock budget of search and the PPPipe planner */
+/* Work budget of the search and of the PPPipe planner, in simulated graph items (tasks +
+ * transfers, summed over the simulations), not in seconds: the answer must not depend on
+ * the machine or its load. 5e6 items take 1-2 s on this 2-core machine (docs/SOLVER.md). */
+#define SEARCH_WORK_BUDGET 5e6
 #define EXHAUSTIVE_MAX_SIMS 5000 /* exhaustive refuses larger spaces */
 #define PPPIPE_MAX_R1 4         /* MegaScale-Infer's m <= 4 */
 #define PPPIPE_SPLITS 3         /* splits the planner explores fully (auto) */
@@ -39,7 +42,8 @@ typedef struct limits {
 typedef struct ctx {
     const solve_request *rq;
     int sims, max_sims;
-    double deadline; /* monotonic seconds; evaluations stop after it */
+    double work, work_budget; /* items simulated so far; evaluations stop past the budget
+                                 (0 = no budget) */
     cand *seen;      /* every schedule simulated so far (a small linear cache) */
     size_t n, cap;
     ms_err last;     /* the last refusal, reported when nothing is feasible */
@@ -101,16 +105,18 @@ static double eval(ctx *c, cand x, int *spent, ms_err *err)
 {
     const cand *h = cached(c, &x);
     if (h) return h->tps;
-    if (c->sims >= c->max_sims || (c->deadline > 0 && now_s() > c->deadline)) {
+    if (c->sims >= c->max_sims || (c->work_budget > 0 && c->work >= c->work_budget)) {
         if (spent) *spent = 1;
         return -1;
     }
     wl_dep_params p;
     to_params(c, &x, &p);
     ms_err e = {{0}};
-    double tps = -1;
+    double tps = -1, work = 0;
     c->sims++;
-    if (solve_simulate(c->rq, &p, &tps, &e) != 0) {
+    int rc = solve_simulate_work(c->rq, &p, &tps, &work, &e);
+    c->work += work;
+    if (rc != 0) {
         c->last = e;
         tps = -1;
     }
@@ -410,7 +416,7 @@ static int alg1_starts(const solve_request *rq, start **out, ms_err *err)
     return k;
 }
 
-static int run_search(ctx *c, solve_result *out, double t0, ms_err *err)
+static int run_search(ctx *c, solve_result *out, ms_err *err)
 {
     const solve_request *rq = c->rq;
     solve_result a; /* alg1's own answer: the search never returns anything worse */
@@ -426,7 +432,7 @@ static int run_search(ctx *c, solve_result *out, double t0, ms_err *err)
     for (int i = 0; i < k; i++) has |= s[i].p.ag == a.p.ag;
     for (int i = k; i < n && !has; i++)
         if (s[i].p.ag == a.p.ag) s[k - 1] = s[i], has = 1;
-    c->deadline = t0 + SEARCH_BUDGET_S;
+    c->work_budget = SEARCH_WORK_BUDGET;
     for (int i = 0; i < k && rc == 0; i++) {
         cand x;
         from_params(&s[i].p, 0, &x);
@@ -608,7 +614,7 @@ static int plan_split(ctx *c, int ag, const limits *lim, cand *best, ms_err *err
     return 0;
 }
 
-static int run_pppipe(ctx *c, solve_result *out, double t0, ms_err *err)
+static int run_pppipe(ctx *c, solve_result *out, ms_err *err)
 {
     const solve_request *rq = c->rq;
     if (rq->fix_r2 > 1)
@@ -621,7 +627,7 @@ static int run_pppipe(ctx *c, solve_result *out, double t0, ms_err *err)
     int k = fitted_splits(rq, PPPIPE_MAX_R1, &ag, &lim, err), rc = -1;
     if (k < 0) return -1;
     c->max_sims = PPPIPE_MAX_SIMS;
-    c->deadline = t0 + SEARCH_BUDGET_S;
+    c->work_budget = SEARCH_WORK_BUDGET;
     cand best = {0, 0, 0, 0, WL_ORDER_ASAS, -1};
     if (k > PPPIPE_SPLITS) {
         /* auto split: rank the splits by one schedule each (the deepest pipeline that
@@ -657,8 +663,13 @@ static int run_pppipe(ctx *c, solve_result *out, double t0, ms_err *err)
     for (int i = 0; i < k; i++)
         if (plan_split(c, ag[i], &lim[i], &best, err) != 0) goto out;
     if (best.tps <= 0) {
-        *err = c->last;
-        ms_err_prefix(err, "no PPPipe schedule is feasible; the last one");
+        if (c->last.msg[0]) {
+            *err = c->last;
+            ms_err_prefix(err, "no PPPipe schedule is feasible; the last one");
+        } else {
+            ms_err_set(err, "no feasible PPPipe schedule was found within the search budget "
+                            "(%d simulations, %.3g simulated items)", c->sims, c->work);
+        }
         goto out;
     }
     rc = finish(c, &best, out, err);
@@ -708,10 +719,10 @@ int solve_dep(const solve_request *rq, solve_result *out, ms_err *err)
     solve_result r;
     memset(&r, 0, sizeof r);
     int rc;
-    if (rq->sched == WL_DEP_PPPIPE) rc = run_pppipe(&c, &r, t0, err);
+    if (rq->sched == WL_DEP_PPPIPE) rc = run_pppipe(&c, &r, err);
     else if (rq->method == SOLVE_ALG1) rc = solve_alg1(rq, &r, err);
     else if (rq->method == SOLVE_EXHAUSTIVE) rc = run_exhaustive(&c, &r, err);
-    else rc = run_search(&c, &r, t0, err);
+    else rc = run_search(&c, &r, err);
     free(c.seen);
     if (rc != 0) return -1;
     r.solve_wall_s = now_s() - t0;

@@ -12,6 +12,12 @@
 int solve_simulate(const solve_request *rq, const wl_dep_params *p, double *tokens_per_s,
                    ms_err *err);
 
+/* The same, also returning the work of the simulation: tasks + transfers of the graph it
+ * built (0 when the build failed). The search budgets itself in this unit, not in
+ * seconds, so that its answer does not depend on the machine or its load. */
+int solve_simulate_work(const solve_request *rq, const wl_dep_params *p, double *tokens_per_s,
+                        double *work, ms_err *err);
+
 /* The same, also returning the lower bound of the built graph as tokens/s (tokens / the
  * solve_bound makespan), so that a caller does not build the graph twice. */
 int solve_simulate_bound(const solve_request *rq, const wl_dep_params *p, double *tokens_per_s,

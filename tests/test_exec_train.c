@@ -1,0 +1,183 @@
+/* Tests of check mode on training graphs (exec/train_check.c) through the real binary under
+ * mpirun, host backend: dsmoe, tutel and fsmoe (per-layer degrees, partitioned AllReduce)
+ * give the reference gradients with 2 and 4 ranks (all-to-all only, ESP only, both); a
+ * corrupted expert-gradient row and a corrupted dense gradient must fail the check; a model
+ * that does not match the graph is an error. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "tests/testutil.h"
+
+/* GPT-2-MoE-shaped (MHA, 2-GEMM GELU experts, bf16 activations), tiny: 3 layers, hidden 32,
+ * 8 experts, top-2. The SwiGLU variant has fp32 activations (4-byte wire format). */
+static const char tiny_model[] =
+    "{\"model_type\": \"mixtral\", \"hidden_act\": \"gelu_new\", \"hidden_size\": 32,\n"
+    " \"intermediate_size\": 64, \"num_attention_heads\": 4, \"num_key_value_heads\": 4,\n"
+    " \"num_hidden_layers\": 3, \"num_local_experts\": 8, \"num_experts_per_tok\": 2,\n"
+    " \"torch_dtype\": \"bfloat16\"}\n";
+static const char swiglu_model[] =
+    "{\"model_type\": \"mixtral\", \"hidden_act\": \"silu\", \"hidden_size\": 32,\n"
+    " \"intermediate_size\": 64, \"num_attention_heads\": 4, \"num_key_value_heads\": 2,\n"
+    " \"num_hidden_layers\": 2, \"num_local_experts\": 8, \"num_experts_per_tok\": 2,\n"
+    " \"torch_dtype\": \"float32\"}\n";
+
+static char model_path[4200], swiglu_path[4200];
+static int have_mpirun;
+
+static int write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    if (!f) return -1;
+    fputs(text, f);
+    return fclose(f);
+}
+
+static int setup(void **state)
+{
+    if (tu_cli_setup(state) != 0) return -1;
+    snprintf(model_path, sizeof model_path, "%s/tiny-train.json", tu_tmpdir);
+    snprintf(swiglu_path, sizeof swiglu_path, "%s/tiny-swiglu.json", tu_tmpdir);
+    if (write_file(model_path, tiny_model) || write_file(swiglu_path, swiglu_model)) return -1;
+    setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 1);
+    setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 1);
+    setenv("OMPI_MCA_rmaps_base_oversubscribe", "1", 1);
+    static char asan[1024];
+    const char *prev = getenv("ASAN_OPTIONS");
+    snprintf(asan, sizeof asan, "%s%sdetect_leaks=0", prev ? prev : "", prev && *prev ? ":" : "");
+    setenv("ASAN_OPTIONS", asan, 1);
+    have_mpirun = system("command -v mpirun >/dev/null 2>&1") == 0;
+    return 0;
+}
+
+/* `mpirun -np N moesched ARGS` under a 60 s timeout. */
+static tu_output mpi_run(int np, const char *fmt, ...)
+{
+    char args[8192], cmd[32768], o[4200], e[4200];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    snprintf(o, sizeof o, "%s/stdout", tu_tmpdir);
+    snprintf(e, sizeof e, "%s/stderr", tu_tmpdir);
+    snprintf(cmd, sizeof cmd, "timeout 60 mpirun --oversubscribe -np %d %s %s >%s 2>%s </dev/null",
+             np, tu_bin, args, o, e);
+    int st = system(cmd);
+    tu_output r = {WIFEXITED(st) ? WEXITSTATUS(st) : 128, tu_slurp(o), tu_slurp(e)};
+    return r;
+}
+
+#define NEED_MPI()                                                   \
+    do {                                                             \
+        if (!have_mpirun) {                                          \
+            fprintf(stderr, "mpirun not found: skipping\n");         \
+            skip();                                                  \
+        }                                                            \
+    } while (0)
+
+static double check_err(const char *out)
+{
+    const char *p = strstr(out, "max relative error ");
+    return p ? atof(p + strlen("max relative error ")) : -1;
+}
+
+/* Runs a training step with --check on topology topo and returns the reported error;
+ * fails the test unless the check passed. */
+static double expect_ok(int np, const char *model, const char *topo_spec, const char *flags)
+{
+    tu_output r = mpi_run(np, "exec --backend host --workload train --model %s --topo %s "
+                              "--batch 2 --seq 8 --warmup 0 --check %s", model, topo_spec, flags);
+    if (r.status != 0 || !strstr(r.out, ": ok"))
+        fail_msg("np %d %s %s: status %d\nstdout:\n%s\nstderr:\n%s", np, topo_spec, flags, r.status,
+                 r.out, r.err);
+    double e = check_err(r.out);
+    if (!(e >= 0 && e <= 1e-4)) fail_msg("np %d %s %s: error %g", np, topo_spec, flags, e);
+    tu_release(&r);
+    return e;
+}
+
+static void two_ranks(void **state)
+{
+    (void)state;
+    NEED_MPI();
+    /* EP 2 (inter-node all-to-all, no ESP collectives) */
+    expect_ok(2, model_path, "host-cpu:nodes=2,gpus=1", "--sched dsmoe");
+    expect_ok(2, model_path, "host-cpu:nodes=2,gpus=1", "--sched tutel --r 2");
+    expect_ok(2, model_path, "host-cpu:nodes=2,gpus=1",
+              "--sched fsmoe --rf 2,1,4 --rb 1,4,2 --pieces 5:17408,tail:34816");
+    /* ESP 2 (AllGather / ReduceScatter, no all-to-all) */
+    expect_ok(2, model_path, "host-cpu:nodes=1,gpus=2", "--sched tutel --r 4");
+    expect_ok(2, swiglu_path, "host-cpu:nodes=1,gpus=2", "--sched dsmoe");
+}
+
+static void four_ranks(void **state)
+{
+    (void)state;
+    NEED_MPI();
+    const char *two_by_two = "host-cpu:nodes=2,gpus=2"; /* EP 2 x ESP 2 */
+    expect_ok(4, model_path, two_by_two, "--sched dsmoe");
+    expect_ok(4, model_path, two_by_two, "--sched tutel --r 2");
+    /* per-layer degrees and the AllReduce in four pieces, three in backward gaps (per
+     * layer 4352 floats = 17408 bytes; gaps 0-3 are layer 2's, 4-5 layer 1's, 6-13 layer 0's) */
+    expect_ok(4, model_path, two_by_two,
+              "--sched fsmoe --rf 1,2,4 --rb 4,1,2 --pieces 4:8704,5:8704,8:17408,tail:17408");
+    expect_ok(4, swiglu_path, two_by_two, "--sched fsmoe --rf 2,1 --rb 1,2");
+    expect_ok(4, model_path, "host-cpu:nodes=1,gpus=4", "--sched tutel --r 2"); /* ESP 4 */
+}
+
+static void expect_fail(int np, const char *corrupt, const char *flags)
+{
+    setenv("MOESCHED_CHECK_CORRUPT", corrupt, 1);
+    tu_output r = mpi_run(np, "exec --backend host --workload train --model %s --topo "
+                              "host-cpu:nodes=2,gpus=%d --batch 2 --seq 8 --warmup 0 --check %s",
+                          model_path, np / 2, flags);
+    unsetenv("MOESCHED_CHECK_CORRUPT");
+    if (r.status == 0 || !strstr(r.err, "check failed") || !strstr(r.out, "FAILED"))
+        fail_msg("corruption %s not detected: status %d\n%s\n%s", corrupt, r.status, r.out, r.err);
+    assert_true(check_err(r.out) > 1e-3);
+    tu_release(&r);
+}
+
+static void corruption_fails(void **state)
+{
+    (void)state;
+    NEED_MPI();
+    expect_fail(4, "1", "--sched fsmoe --rf 1,2,4 --rb 4,1,2"); /* one expert dgrad row x 1.01 */
+    expect_fail(2, "2", "--sched dsmoe");                        /* one dense gradient x 1.01 */
+}
+
+static void model_mismatch(void **state)
+{
+    (void)state;
+    NEED_MPI();
+    char g[4300];
+    snprintf(g, sizeof g, "%s/train.tg", tu_tmpdir);
+    tu_output r = tu_run("graph --workload train --sched tutel --r 2 --model %s --topo "
+                         "host-cpu:nodes=2,gpus=1 --batch 2 --seq 8 --out %s", model_path, g);
+    assert_int_equal(r.status, 0);
+    tu_release(&r);
+    /* the graph file with its own model passes; another model is refused, naming it */
+    r = mpi_run(2, "exec --backend host --graph %s --model %s --warmup 0 --check", g, model_path);
+    if (r.status != 0 || !strstr(r.out, ": ok")) fail_msg("%s\n%s", r.out, r.err);
+    tu_release(&r);
+    r = mpi_run(2, "exec --backend host --graph %s --model %s --warmup 0 --check", g, swiglu_path);
+    if (r.status == 0 || !strstr(r.err, "tiny-swiglu")) fail_msg("%s\n%s", r.out, r.err);
+    tu_release(&r);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(two_ranks),
+        cmocka_unit_test(four_ranks),
+        cmocka_unit_test(corruption_fails),
+        cmocka_unit_test(model_mismatch),
+    };
+    return cmocka_run_group_tests(tests, setup, tu_cli_teardown);
+}
