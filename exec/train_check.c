@@ -821,7 +821,7 @@ ex_tcheck *ex_tcheck_create(const tg_graph *g, const ex_options *opt, int rank, 
     }
     c->g = g, c->rank = rank, c->seed = opt->seed, c->P = g->nranks;
     const char *cor = getenv(CORRUPT_ENV); /* test hook: 2 = a dense gradient, else a row */
-    c->corrupt = cor && *cor && strcmp(cor, "0") != 0 ? (atoi(cor) == 2 ? 2 : 1) : 0;
+    c->corrupt = cor && *cor && strcmp(cor, "0") != 0 ? (atoi(cor) == 2 || atoi(cor) == 3 ? atoi(cor) : 1) : 0;
     if (!opt->model) BAD("check: a training graph needs --model (and --layers)");
     if (model_load(opt->model, &c->m, err) != 0) goto fail;
     if (opt->model_layers > 0 && model_keep_layers(&c->m, opt->model_layers, err) != 0) goto fail;
@@ -932,6 +932,8 @@ ex_tcheck *ex_tcheck_create(const tg_graph *g, const ex_options *opt, int rank, 
     }
     double floats = (double)c->L * c->El * 6 * c->M * c->f + 12.0 * c->L * c->T * c->M +
                     3.0 * c->NG + (double)c->L * c->P * c->C * c->M * 2;
+    if (rank == 0) /* the reference: every expert's weights and gradients, every rank's state */
+        floats += 12.0 * c->L * c->E * c->M * c->f + c->P * (12.0 * c->L * c->T * c->M + c->NG);
     if (floats > TC_MAX_FLOATS)
         BAD("check: %.1f GiB of fp32 state per rank; the limit is %.0f GiB (use a smaller "
             "model, --batch or --seq)", floats * 4 / (1 << 30), TC_MAX_FLOATS * 4 / (1 << 30));
@@ -989,7 +991,7 @@ fail:
  * summed shard by shard in ESP order (as the ReduceScatter adds them). Fills the reference
  * dense gradients (summed over the ranks) and expert gradients (all experts). */
 static int reference(ex_tcheck *c, double *dense, double **r1, double **r3, double **r2,
-                     ms_err *err)
+                     double *loss, ms_err *err)
 {
     int P = c->P, M = c->M, C = c->C, ep = c->ep;
     rstate *st = calloc((size_t)P, sizeof *st);
@@ -1022,6 +1024,14 @@ static int reference(ex_tcheck *c, double *dense, double **r1, double **r3, doub
                 }
         for (int x = 0; x < P; x++) f_combine(c, &st[x], l);
     }
+    if (loss) { /* the loss whose gradient the backward computes: sum over ranks <dX_L, X_L> */
+        double sum = 0;
+        size_t n = (size_t)c->T * M;
+        for (int x = 0; x < P; x++)
+            for (size_t i = 0; i < n; i++)
+                sum += (double)st[x].dx[(size_t)c->L * n + i] * st[x].xin[(size_t)c->L * n + i];
+        *loss = sum;
+    }
     for (int l = c->L - 1; l >= 0; l--) {
         for (int x = 0; x < P; x++) b_iorder(c, &st[x], l);
         for (int x = 0; x < P; x++)
@@ -1043,6 +1053,8 @@ static int reference(ex_tcheck *c, double *dense, double **r1, double **r3, doub
                         for (int i = 0; p && i < M; i++) y[i] += part[i];
                     }
                     memcpy(dxb, y, (size_t)M * sizeof *y);
+                    if (c->corrupt == 3 && l == c->L - 1) /* test hook: a wrong dgrad */
+                        for (int i = 0; i < M; i++) dxb[i] *= 1.1f;
                     row_round(dxb, M, c->B);
                 }
         for (int x = 0; x < P; x++) {
@@ -1123,7 +1135,7 @@ int ex_tcheck_compare(ex_tcheck *c, ex_result *res, ms_err *err)
             if (draw_weights(c, 0, c->E) != 0)
                 local = ms_err_set(err, "check: rank 0: out of memory for the reference weights");
         }
-        if (!local && reference(c, dense, r1, r3, r2, err) != 0) local = -1;
+        if (!local && reference(c, dense, r1, r3, r2, NULL, err) != 0) local = -1;
     }
     /* every rank sends its reduced dense gradients and its expert shards; rank 0 compares
      * them one rank at a time (and receives even after a failure, so nobody blocks) */
@@ -1193,4 +1205,114 @@ int ex_tcheck_compare(ex_tcheck *c, ex_result *res, ms_err *err)
     res->check_tolerance = TC_RTOL;
     res->check_ok = stat[0] <= TC_RTOL;
     return 0;
+}
+
+/* ---- finite-difference check of the backward ------------------------------------------ */
+
+/* Central difference of the loss for weight w[i], h relative to the weight's scale. */
+static int fd_one(ex_tcheck *c, float *w, size_t i, double h, double **s1, double **s3,
+                  double **s2, double *dense, double *out, ms_err *err)
+{
+    float w0 = w[i];
+    double lp, lm;
+    w[i] = (float)(w0 + h);
+    double hp = (double)w[i] - w0;
+    if (reference(c, dense, s1, s3, s2, &lp, err) != 0) return -1;
+    w[i] = (float)(w0 - h);
+    double hm = w0 - (double)w[i];
+    if (reference(c, dense, s1, s3, s2, &lm, err) != 0) return -1;
+    w[i] = w0;
+    *out = (lp - lm) / (hp + hm);
+    return 0;
+}
+
+int ex_tcheck_gradcheck(const char *model, int layers, int ranks, int esp, int tokens,
+                        uint64_t seed, double *max_err, int *nchecked, ms_err *err)
+{
+    ex_tcheck *c = calloc(1, sizeof *c);
+    if (!c) return ms_err_set(err, "gradcheck: out of memory");
+    int rc = -1;
+    size_t nle = 0, ef = 0;
+    double *dense = NULL, *sd = NULL, **r[6] = {0};
+    *max_err = 0, *nchecked = 0;
+    const char *cor = getenv(CORRUPT_ENV);
+    c->corrupt = cor && atoi(cor) == 3 ? 3 : 0;
+    c->seed = seed, c->P = ranks, c->esp = esp, c->T = tokens;
+    if (model_load(model, &c->m, err) != 0) goto out;
+    if (layers > 0 && model_keep_layers(&c->m, layers, err) != 0) goto out;
+    const model_cfg *m = &c->m;
+    c->L = m->layers, c->M = m->hidden, c->E = m->routed_experts, c->k = m->top_k;
+    c->A = m->heads * m->v_head_dim;
+    c->Q = m->heads * m->head_dim + m->kv_heads * (m->head_dim + m->v_head_dim);
+    c->f = m->expert_inter, c->gemms = m->ffn_gemms;
+    c->B = 4; /* fp32 wire: bf16 rounding is piecewise constant, so not differentiable */
+    if (esp < 1 || ranks % esp || c->E % (ranks / esp) || c->f % esp || tokens < 1) {
+        ms_err_set(err, "gradcheck: %d ranks, ESP %d, %d tokens do not fit model '%s'", ranks,
+                   esp, tokens, m->name);
+        goto out;
+    }
+    c->ep = ranks / esp, c->El = c->E / c->ep, c->fs = c->f / esp;
+    c->slots = c->k * tokens, c->C = (c->slots + c->ep - 1) / c->ep;
+    c->per_layer = (size_t)c->M * c->E + (size_t)c->A * c->M + (size_t)c->M * c->Q;
+    c->NG = c->per_layer * c->L;
+    nle = (size_t)c->L * c->E, ef = (size_t)c->M * c->f;
+    dense = malloc(c->NG * sizeof *dense), sd = malloc(c->NG * sizeof *sd);
+    for (int q = 0; q < 6; q++) {
+        r[q] = calloc(nle, sizeof *r[q]);
+        for (size_t i = 0; r[q] && i < nle; i++)
+            if (!(r[q][i] = calloc(ef, sizeof(double)))) goto oom;
+        if (!r[q]) goto oom;
+    }
+    if (!dense || !sd || draw_weights(c, 0, c->E) != 0) goto oom;
+    if (reference(c, dense, r[0], r[1], r[2], NULL, err) != 0) goto out;
+    /* per layer and tensor: the entry of largest gradient and one fixed other entry */
+    for (int l = 0; l < c->L; l++)
+        for (int tsr = 0; tsr < 6; tsr++) {
+            float *w;
+            const double *g;
+            size_t n;
+            int e = (int)(mix(seed, l, 77, tsr) % (uint64_t)c->E);
+            if (tsr < 3) {
+                w = tsr == 0 ? c->wg + (size_t)l * c->M * c->E
+                    : tsr == 1 ? c->wo + (size_t)l * c->A * c->M
+                               : c->wqkv + (size_t)l * c->M * c->Q;
+                g = dense + goff(c, l, tsr);
+                n = tsr == 0 ? (size_t)c->M * c->E : tsr == 1 ? (size_t)c->A * c->M
+                                                              : (size_t)c->M * c->Q;
+            } else {
+                if (tsr == 4 && c->gemms != 3) continue;
+                size_t le = (size_t)l * c->E + e;
+                w = tsr == 3 ? c->w1[le] : tsr == 4 ? c->w3[le] : c->w2[le];
+                g = r[tsr - 3][le];
+                n = ef;
+            }
+            size_t imax = 0;
+            double gmax = 0;
+            for (size_t i = 0; i < n; i++)
+                if (fabs(g[i]) > gmax) gmax = fabs(g[i]), imax = i;
+            if (gmax == 0) continue; /* an expert nobody routed to */
+            size_t pick[2] = {imax, (size_t)(mix(seed, l, 78, tsr) % n)};
+            for (int q = 0; q < 2; q++) {
+                double fd;
+                float scale = fabsf(w[pick[q]]) > 1e-2f ? fabsf(w[pick[q]]) : 1e-2f;
+                if (fd_one(c, w, pick[q], 5e-2 * scale, r[3], r[4], r[5], sd, &fd, err) != 0)
+                    goto out;
+                double e2 = fabs(fd - g[pick[q]]) / (fabs(g[pick[q]]) + 0.05 * gmax);
+                if (!(e2 <= *max_err)) *max_err = e2;
+                ++*nchecked;
+            }
+        }
+    rc = 0;
+    goto out;
+oom:
+    ms_err_set(err, "gradcheck: out of memory");
+out:
+    for (int q = 0; q < 6; q++) {
+        for (size_t i = 0; r[q] && i < nle; i++) free(r[q][i]);
+        free(r[q]);
+    }
+    free(dense), free(sd);
+    free_weights(c);
+    free(c);
+    return rc;
 }

@@ -30,4 +30,13 @@ const ex_payload *ex_tcheck_payload(ex_tcheck *c);
  * Fills res->check_* on every rank. */
 int ex_tcheck_compare(ex_tcheck *c, ex_result *res, ms_err *err);
 
+/* Checks the backward math itself, in one process without MPI: the reference step of
+ * `ranks` ranks (ESP esp, `tokens` tokens each, capacity 1, fp32 wire) for model (its first
+ * `layers` layers, 0 = all), against central finite differences of the step's loss
+ * sum <dX_L, X_L> for two entries of every dense and expert weight tensor per layer (the
+ * largest gradient and a seeded one). *max_err = max |fd - g| / (|g| + 0.05 max|g|) over
+ * the *nchecked entries. For tests (tests/test_exec_train.c). */
+int ex_tcheck_gradcheck(const char *model, int layers, int ranks, int esp, int tokens,
+                        uint64_t seed, double *max_err, int *nchecked, ms_err *err);
+
 #endif

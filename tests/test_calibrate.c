@@ -84,7 +84,7 @@ static void test_quick_new_db(void **state)
     (void)state;
     const char *db = tmp_path("new.db");
     tu_output r = mpi_run(2, "calibrate --backend host --db %s --quick", db);
-    if (r.status != 0) fail_msg("calibrate failed (%d):\n%s\n%s", r.status, r.out, r.err);
+    if (r.status != 0) fail_msg("calibrate failed (%d): %s\n%.2000s", r.status, r.err, r.out);
     expect_contains(r.out, "size(B)");
     expect_contains(r.out, "algbw(GB/s)");
     expect_contains(r.out, "busbw(GB/s)");
@@ -154,7 +154,7 @@ static void test_extend_existing(void **state)
     build_default(db);
     for (int run = 1; run <= 2; run++) {
         tu_output r = mpi_run(2, "calibrate --backend host --db %s --quick --device my-cpu", db);
-        if (r.status != 0) fail_msg("run %d failed:\n%s\n%s", run, r.out, r.err);
+        if (r.status != 0) fail_msg("run %d failed (%d): %s\n%.2000s", run, r.status, r.err, r.out);
         char want[64];
         snprintf(want, sizeof want, "wrote calibration run %d to", run);
         expect_contains(r.out, want);
@@ -363,6 +363,52 @@ static void test_fits(void **state)
     free(cf);
 }
 
+/* Points from a roofline (some compute-bound, some bound by their bytes) are fitted best by
+ * the roofline form, which predicts them closely; linear cannot (one function of FLOPs). */
+static void test_fit_roofline(void **state)
+{
+    (void)state;
+    const double peak = 50e9, bw = 10e9; /* the curve's reference figures */
+    ex_calib_point pts[16];
+    size_t n = 0;
+    static const int shapes[][3] = {{1, 2048, 2048},  {2, 2048, 2048},  {4, 1024, 1024},
+                                    {64, 1024, 1024}, {256, 1024, 1024}, {512, 512, 512},
+                                    {1, 4096, 1024},  {128, 2048, 2048}};
+    for (size_t i = 0; i < 8; i++) {
+        int64_t g[3] = {shapes[i][0], shapes[i][1], shapes[i][2]};
+        cdb_work w;
+        ms_err err = {{0}};
+        assert_int_equal(cdb_work_of("gemm", g, 3, &w, &err), 0);
+        /* eff_max 0.5, f_half 1e7, bw_eff 0.8, alpha 5 us */
+        double comp = (w.flops + 1e7) / (peak * 0.5), mem = w.bytes / (bw * 0.8);
+        pts[n++] = compute_point("gemm", 3, g, 5e-6 + (comp > mem ? comp : mem));
+    }
+    /* the run's best rates stand for the device's peak and bandwidth */
+    double best_f = 0, best_b = 0;
+    for (size_t i = 0; i < n; i++) {
+        best_f = fmax(best_f, pts[i].x / pts[i].mean_s);
+        best_b = fmax(best_b, pts[i].bytes / pts[i].mean_s);
+    }
+    ex_calib_result res = {pts, n, 0};
+    ex_calib_fit *fits;
+    ex_calib_comm_fit *cf;
+    size_t nf, nc;
+    ms_err err = {{0}};
+    assert_int_equal(ex_calib_fit_all(&res, 0, &fits, &nf, &cf, &nc, &err), 0);
+    assert_string_equal(fits[0].op, "gemm");
+    assert_true(fabs(fits[0].peak_flops - best_f) < 1e-9 * best_f);
+    assert_true(fabs(fits[0].mem_bw_bytes_per_s - best_b) < 1e-9 * best_b);
+    if (strcmp(fits[0].chosen, "roofline"))
+        fail_msg("chosen %s (LOO linear %g, roofline %g)", fits[0].chosen, fits[0].loo_linear,
+                 fits[0].loo_roofline);
+    assert_true(fits[0].loo_roofline < 0.05);
+    assert_true(fits[0].loo_linear > 4 * fits[0].loo_roofline);
+    assert_true(fits[0].eff_max > 0 && fits[0].eff_max <= 1);
+    assert_true(fits[0].bw_eff > 0 && fits[0].bw_eff <= 1);
+    free(fits);
+    free(cf);
+}
+
 static void test_nccl_factors(void **state)
 {
     (void)state;
@@ -456,6 +502,7 @@ int main(void)
     setenv("ASAN_OPTIONS", "detect_leaks=0", 0); /* MPI's own allocations under SAN=1 */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fits),
+        cmocka_unit_test(test_fit_roofline),
         cmocka_unit_test(test_nccl_factors),
         cmocka_unit_test(test_writer),
         cmocka_unit_test(test_quick_new_db),

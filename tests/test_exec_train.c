@@ -2,7 +2,8 @@
  * mpirun, host backend: dsmoe, tutel and fsmoe (per-layer degrees, partitioned AllReduce)
  * give the reference gradients with 2 and 4 ranks (all-to-all only, ESP only, both); a
  * corrupted expert-gradient row and a corrupted dense gradient must fail the check; a model
- * that does not match the graph is an error. */
+ * that does not match the graph is an error; the backward math itself matches finite
+ * differences (ex_tcheck_gradcheck), and a wrong dgrad does not. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,6 +14,7 @@
 
 #include <cmocka.h>
 
+#include "exec/train_check.h"
 #include "tests/testutil.h"
 
 /* GPT-2-MoE-shaped (MHA, 2-GEMM GELU experts, bf16 activations), tiny: 3 layers, hidden 32,
@@ -171,9 +173,38 @@ static void model_mismatch(void **state)
     tu_release(&r);
 }
 
+/* The backward math itself against finite differences of the loss (no MPI): every dense
+ * and expert tensor of every layer, both FFN kinds; a wrong dgrad in the reference (test
+ * hook 3) must fail it. */
+static void backward_matches_finite_differences(void **state)
+{
+    (void)state;
+    const char *models[] = {model_path, swiglu_path};
+    for (int q = 0; q < 2; q++) {
+        double e = -1;
+        int n = 0;
+        ms_err err = {0};
+        int rc = ex_tcheck_gradcheck(models[q], 0, 4, 2, 16, 7, &e, &n, &err);
+        if (rc != 0) fail_msg("%s: %s", models[q], err.msg);
+        fprintf(stderr, "gradcheck %s: %d entries, max error %.3g\n", models[q], n, e);
+        assert_true(n >= 10);
+        assert_true(e >= 0 && e < 2e-2);
+    }
+    setenv("MOESCHED_CHECK_CORRUPT", "3", 1);
+    double e = -1;
+    int n = 0;
+    ms_err err = {0};
+    int rc = ex_tcheck_gradcheck(model_path, 0, 4, 2, 16, 7, &e, &n, &err);
+    unsetenv("MOESCHED_CHECK_CORRUPT");
+    assert_int_equal(rc, 0);
+    fprintf(stderr, "gradcheck with a wrong dgrad: max error %.3g\n", e);
+    assert_true(e > 5e-2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(backward_matches_finite_differences),
         cmocka_unit_test(two_ranks),
         cmocka_unit_test(four_ranks),
         cmocka_unit_test(corruption_fails),
