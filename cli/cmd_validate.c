@@ -2,11 +2,13 @@
  * the cost database's profile for the topology's device; then every rank executes it
  * (ex_run); rank 0 compares makespans and per-task durations, and writes one Perfetto trace
  * with predicted and measured side by side and a per-task TSV. docs/CALIBRATION.md. */
+#include <fcntl.h>
 #include <getopt.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cmd.h"
 #include "cli/common.h"
@@ -325,8 +327,22 @@ int cmd_validate(int argc, char **argv)
             if (rank == 0) cli_error("validate", "%s", err.msg);
             st = EXIT_INPUT;
         }
-    } else if (!(g = wl_flags_build(&wf, "validate", &t, &tokens))) {
-        st = EXIT_INPUT;
+    } else {
+        /* the builder prints its own errors: only rank 0's reach the terminal */
+        int saved = -1;
+        if (rank != 0) {
+            fflush(stderr);
+            saved = dup(2);
+            int null = open("/dev/null", O_WRONLY);
+            if (null >= 0) dup2(null, 2), close(null);
+        }
+        g = wl_flags_build(&wf, "validate", &t, &tokens);
+        if (saved >= 0) {
+            fflush(stderr);
+            dup2(saved, 2);
+            close(saved);
+        }
+        if (!g) st = EXIT_INPUT;
     }
     if (!st && g->nranks != world) {
         if (rank == 0)

@@ -30,7 +30,7 @@ static void usage(FILE *f)
     fprintf(f, "usage: moesched <command> [options]   (moesched <command> --help)\n\n"
                "commands:\n");
     for (size_t i = 0; i < NCOMMANDS; i++)
-        fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
+        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
 }
 
 int main(int argc, char **argv)
