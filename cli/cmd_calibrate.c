@@ -19,7 +19,6 @@
 #include "core/paths.h"
 #include "costdb/cdb.h"
 #include "exec/backend.h"
-#include "exec/backend_cuda.h"
 #include "exec/calibrate.h"
 #include "exec/ex_mpi.h"
 #include "exec/exec.h"
@@ -76,15 +75,6 @@ static void catch_signals(int on)
     sigaction(SIGHUP, &sa, NULL);
 }
 
-/* One status for every rank: rank 0's. */
-static int share_status(int st)
-{
-    ms_err e;
-    int v = st;
-    if (ex_bcast(&v, sizeof v, 0, &e) != 0) return EXIT_INPUT;
-    return v;
-}
-
 int cmd_calibrate(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -134,18 +124,11 @@ int cmd_calibrate(int argc, char **argv)
         return EXIT_USAGE;
     }
 
+    const ex_backend *b;
+    int st = cli_mpi_begin("calibrate", &argc, &argv, backend, &b);
+    if (st) return st;
     ms_err err = {{0}};
-    if (ex_init(&argc, &argv, &err) != 0) {
-        cli_error("calibrate", "%s", err.msg);
-        return EXIT_INPUT;
-    }
     int rank = ex_world_rank(), world = ex_world_size();
-    const ex_backend *b = ex_backend_lookup(backend, EX_BACKEND_CUDA, &err);
-    if (!b) {
-        if (rank == 0) cli_error("calibrate", "%s", err.msg);
-        ex_finalize();
-        return EXIT_USAGE;
-    }
     char devbuf[256];
     if (!device) {
         if (b->device_name(devbuf, sizeof devbuf, &err) != 0) {
@@ -158,7 +141,6 @@ int cmd_calibrate(int argc, char **argv)
 
     /* Refuse a bad database before spending minutes measuring (checked again when
      * writing). Only rank 0 touches the file. */
-    int st = 0;
     struct stat sb;
     if (rank == 0 && stat(db_path, &sb) == 0) {
         cdb *db = cdb_open(db_path, &err);
@@ -173,7 +155,7 @@ int cmd_calibrate(int argc, char **argv)
         if (rank == 0) cli_error("calibrate", "%s", err.msg);
         st = EXIT_INPUT;
     }
-    if ((st = share_status(st)) != 0) {
+    if ((st = cli_share_status(st)) != 0) {
         tg_graph_free(shapes);
         ex_finalize();
         return st;
@@ -196,7 +178,7 @@ int cmd_calibrate(int argc, char **argv)
         return EXIT_INPUT;
     }
     if (rank != 0) {
-        st = share_status(0);
+        st = cli_share_status(0);
         ex_finalize();
         return st;
     }
@@ -279,7 +261,7 @@ done:
     free(fits);
     free(cfits);
     ex_calib_result_release(&res);
-    st = share_status(st);
+    st = cli_share_status(st);
     ex_finalize();
     return st;
 }

@@ -227,6 +227,22 @@ static void print_train(const solve_train_request *rq, const solve_train_result 
     if (emit) printf("graph written   %s\n", emit);
 }
 
+/* Loads the topology, the model (cut to --layers) and the cost database; NULL after
+ * printing the error. */
+static cdb *load_inputs(const wl_flags *wf, const char *topo_spec, const char *db_path, topo *t,
+                        model_cfg *m)
+{
+    ms_err err = {{0}};
+    if (topo_load(topo_spec, t, &err) != 0 || model_load(wf->model, m, &err) != 0 ||
+        (wf->layers >= 0 && model_keep_layers(m, wf->layers, &err) != 0)) {
+        cli_error("solve", "%s", err.msg);
+        return NULL;
+    }
+    cdb *db = cdb_open(db_path ? db_path : ms_default_db(), &err);
+    if (!db) cli_error("solve", "%s", err.msg);
+    return db;
+}
+
 static int solve_train_cmd(wl_flags *wf, const char *topo_spec, const char *db_path,
                            const char *net_name, const char *method, int json,
                            const char *emit)
@@ -274,16 +290,8 @@ static int solve_train_cmd(wl_flags *wf, const char *topo_spec, const char *db_p
     ms_err err = {{0}};
     topo t;
     model_cfg m;
-    if (topo_load(topo_spec, &t, &err) != 0 || model_load(wf->model, &m, &err) != 0 ||
-        (wf->layers >= 0 && model_keep_layers(&m, wf->layers, &err) != 0)) {
-        cli_error("solve", "%s", err.msg);
-        return EXIT_INPUT;
-    }
-    cdb *db = cdb_open(db_path ? db_path : ms_default_db(), &err);
-    if (!db) {
-        cli_error("solve", "%s", err.msg);
-        return EXIT_INPUT;
-    }
+    cdb *db = load_inputs(wf, topo_spec, db_path, &t, &m);
+    if (!db) return EXIT_INPUT;
     rq.m = &m, rq.t = &t, rq.db = db;
     int rc = EXIT_INPUT;
     solve_train_result *res = malloc(sizeof *res);
@@ -458,16 +466,8 @@ int cmd_solve(int argc, char **argv)
     ms_err err = {{0}};
     topo t;
     model_cfg m;
-    if (topo_load(topo_spec, &t, &err) != 0 || model_load(wf.model, &m, &err) != 0 ||
-        (wf.layers >= 0 && model_keep_layers(&m, wf.layers, &err) != 0)) {
-        cli_error("solve", "%s", err.msg);
-        return EXIT_INPUT;
-    }
-    cdb *db = cdb_open(db_path ? db_path : ms_default_db(), &err);
-    if (!db) {
-        cli_error("solve", "%s", err.msg);
-        return EXIT_INPUT;
-    }
+    cdb *db = load_inputs(&wf, topo_spec, db_path, &t, &m);
+    if (!db) return EXIT_INPUT;
     rq.m = &m, rq.t = &t, rq.db = db;
     int rc = EXIT_INPUT;
     solve_result res;

@@ -18,10 +18,10 @@
 #include "core/topo.h"
 #include "costdb/cdb.h"
 #include "exec/backend.h"
-#include "exec/backend_cuda.h"
 #include "exec/ex_mpi.h"
 #include "exec/exec.h"
 #include "ir/tg.h"
+#include "ir/tg_trace.h"
 #include "sim/sim.h"
 
 #define WORST 5
@@ -117,79 +117,30 @@ static void json_stats(ms_json *j, const char *key, const err_stats *s)
     ms_json_obj_end(j);
 }
 
-static void meta(ms_json *j, FILE *f, const char *what, int pid, int tid, const char *key,
-                 const char *sval, int ival)
-{
-    fputc('\n', f);
-    ms_json_obj_begin(j);
-    ms_json_kstr(j, "ph", "M");
-    ms_json_kstr(j, "name", what);
-    ms_json_kint(j, "pid", pid);
-    if (tid >= 0) ms_json_kint(j, "tid", tid);
-    ms_json_key(j, "args");
-    ms_json_obj_begin(j);
-    if (sval) ms_json_kstr(j, key, sval);
-    else ms_json_kint(j, key, ival);
-    ms_json_obj_end(j);
-    ms_json_obj_end(j);
-}
-
 /* One trace: pid r = rank r as predicted, pid R + r = rank r as measured; sort indices put
  * each rank's two processes next to each other. ts/dur in us, as the simulator's traces. */
 static int write_trace(const tg_graph *g, const sim_engine *s, const ex_result *r,
                        const char *path, ms_err *err)
 {
-    FILE *f = fopen(path, "w");
-    if (!f) return ms_err_set(err, "cannot write trace '%s'", path);
-    ms_json j;
-    ms_json_init(&j, f);
-    ms_json_obj_begin(&j);
-    ms_json_key(&j, "traceEvents");
-    ms_json_arr_begin(&j);
+    tg_trace tr;
+    if (tg_trace_open(&tr, path, err) != 0) return -1;
     int R = g->nranks;
     char name[64];
     for (int side = 0; side < 2; side++)
         for (int k = 0; k < R; k++) {
             int pid = side * R + k;
             snprintf(name, sizeof name, "rank %d %s", k, side ? "measured" : "predicted");
-            meta(&j, f, "process_name", pid, -1, "name", name, 0);
-            meta(&j, f, "process_sort_index", pid, -1, "sort_index", NULL, 2 * k + side);
+            tg_trace_process(&tr, pid, name, 2 * k + side);
             for (uint32_t st = 0; st < g->nstreams; st++)
-                if (g->stream_rank[st] == k)
-                    meta(&j, f, "thread_name", pid, (int)g->stream_local[st], "name",
-                         tg_str(g, g->stream_name[st]), 0);
+                if (g->stream_rank[st] == k) tg_trace_thread(&tr, g, st, pid);
         }
     for (int side = 0; side < 2; side++)
         for (uint32_t t = 0; t < g->ntasks; t++) {
             double ts = side ? r->start_us[t] : sim_task_start(s, t) * 1e6;
             double te = side ? r->end_us[t] : sim_task_end(s, t) * 1e6;
-            ts = rint(ts * 1e3) / 1e3, te = rint(te * 1e3) / 1e3;
-            const char *op = tg_op_get((tg_op)g->op[t])->name;
-            const char *label = tg_str(g, g->label[t]);
-            fputc('\n', f);
-            ms_json_obj_begin(&j);
-            ms_json_kstr(&j, "ph", "X");
-            ms_json_kstr(&j, "name", label ? label : op);
-            ms_json_kstr(&j, "cat", op);
-            ms_json_kint(&j, "pid", side * R + g->rank[t]);
-            ms_json_kint(&j, "tid", g->stream_local[g->stream[t]]);
-            ms_json_key(&j, "ts");
-            ms_json_fixed(&j, ts, 3);
-            ms_json_key(&j, "dur");
-            ms_json_fixed(&j, te - ts, 3);
-            ms_json_key(&j, "args");
-            ms_json_obj_begin(&j);
-            ms_json_kint(&j, "task", g->id[t]);
-            ms_json_obj_end(&j);
-            ms_json_obj_end(&j);
+            tg_trace_task(&tr, g, t, side * R + g->rank[t], ts, te, NULL);
         }
-    ms_json_arr_end(&j);
-    ms_json_kstr(&j, "displayTimeUnit", "ms");
-    ms_json_obj_end(&j);
-    fputc('\n', f);
-    int bad = ferror(f);
-    if (fclose(f) != 0 || bad) return ms_err_set(err, "cannot write trace '%s'", path);
-    return 0;
+    return tg_trace_close(&tr, err);
 }
 
 static int write_tasks(const tg_graph *g, const task_err *e, const char *path, ms_err *err)
@@ -219,15 +170,6 @@ static const cdb_comm_info *apply_link_fit(const cdb *db, topo *t)
     t->intra.bw_bytes_per_s = 1 / c->beta_s_per_byte;
     t->intra.latency_s = c->alpha_s > 0 ? c->alpha_s / 2 : 0;
     return c;
-}
-
-/* Rank 0's status for every rank. */
-static int share_status(int st)
-{
-    ms_err e;
-    int v = st;
-    if (ex_bcast(&v, sizeof v, 0, &e) != 0) return EXIT_INPUT;
-    return v;
 }
 
 int cmd_validate(int argc, char **argv)
@@ -295,18 +237,11 @@ int cmd_validate(int argc, char **argv)
         return EXIT_USAGE;
     }
 
+    const ex_backend *b;
+    int st = cli_mpi_begin("validate", &argc, &argv, backend, &b);
+    if (st) return st;
     ms_err err = {{0}};
-    if (ex_init(&argc, &argv, &err) != 0) {
-        cli_error("validate", "%s", err.msg);
-        return EXIT_INPUT;
-    }
-    int rank = ex_world_rank(), world = ex_world_size(), st = 0;
-    const ex_backend *b = ex_backend_lookup(backend, EX_BACKEND_CUDA, &err);
-    if (!b) {
-        if (rank == 0) cli_error("validate", "%s", err.msg);
-        ex_finalize();
-        return EXIT_USAGE;
-    }
+    int rank = ex_world_rank(), world = ex_world_size();
     char spec[128];
     if (!topo_spec) {
         snprintf(spec, sizeof spec, "host-cpu:nodes=1,gpus=%d", world);
@@ -366,7 +301,7 @@ int cmd_validate(int argc, char **argv)
             }
         }
     }
-    if ((st = share_status(st)) != 0) goto out;
+    if ((st = cli_share_status(st)) != 0) goto out;
 
     ex_options opt;
     ex_options_defaults(&opt);
@@ -506,7 +441,7 @@ int cmd_validate(int argc, char **argv)
     free(e);
     ex_result_release(&r);
 out:
-    st = share_status(st);
+    st = cli_share_status(st);
     sim_free(s);
     cdb_close(db);
     tg_graph_free(g);

@@ -8,6 +8,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "cli/cmd.h"
+#include "exec/backend.h"
+#include "exec/backend_cuda.h"
+#include "exec/ex_mpi.h"
+
 void cli_error(const char *cmd, const char *fmt, ...)
 {
     va_list ap;
@@ -41,5 +46,30 @@ int cli_parse_int(const char *cmd, const char *flag, const char *s, int *out)
         return -1;
     }
     *out = (int)v;
+    return 0;
+}
+
+int cli_share_status(int st)
+{
+    ms_err e;
+    int v = st;
+    if (ex_bcast(&v, sizeof v, 0, &e) != 0) return EXIT_INPUT;
+    return v;
+}
+
+int cli_mpi_begin(const char *cmd, int *argc, char ***argv, const char *backend,
+                  const ex_backend **b)
+{
+    ms_err err = {{0}};
+    if (ex_init(argc, argv, &err) != 0) {
+        cli_error(cmd, "%s", err.msg);
+        return EXIT_INPUT;
+    }
+    *b = ex_backend_lookup(backend, EX_BACKEND_CUDA, &err);
+    if (!*b) {
+        if (ex_world_rank() == 0) cli_error(cmd, "%s", err.msg);
+        ex_finalize();
+        return EXIT_USAGE;
+    }
     return 0;
 }

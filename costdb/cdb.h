@@ -24,6 +24,9 @@ void cdb_close(cdb *db); /* NULL is harmless */
  * in order, in one transaction). It is built in "<path>.tmp" and renamed over path only on
  * success, so a failure leaves any existing file untouched. Errors name the .sql file. */
 int cdb_build(const char *path, const char *const *sql_files, int nfiles, ms_err *err);
+/* Removes a temporary database and whatever journal SQLite may have left beside it
+ * (tmp-journal, -wal, -shm): the scratch copies of cdb_build and the writer below. */
+void cdb_remove_tmp(const char *tmp);
 
 /* The feature x a model is a function of, computed from an op's shape args (in the order
  * of the IR op table): the op's FLOPs (gemm: x = 2*m*n*k*count; attn, ffn, gate: see

@@ -286,8 +286,7 @@ static int exec(sqlite3 *h, const char *sql, const char *path, ms_err *err)
     return -1;
 }
 
-/* Removes a temporary database and whatever journal SQLite may have left beside it. */
-static void remove_tmp(const char *tmp)
+void cdb_remove_tmp(const char *tmp)
 {
     static const char *const suffix[] = {"", "-journal", "-wal", "-shm"};
     char buf[PATH_MAX + 16];
@@ -302,7 +301,7 @@ int cdb_build(const char *path, const char *const *sql_files, int nfiles, ms_err
     char tmp[PATH_MAX];
     if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
         return ms_err_set(err, "%s: path too long", path);
-    remove_tmp(tmp);
+    cdb_remove_tmp(tmp);
 
     sqlite3 *h = NULL;
     if (sqlite3_open_v2(tmp, &h, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
@@ -335,6 +334,6 @@ int cdb_build(const char *path, const char *const *sql_files, int nfiles, ms_err
 
 fail:
     sqlite3_close(h); /* rolls back the open transaction; NULL is harmless */
-    remove_tmp(tmp);
+    cdb_remove_tmp(tmp);
     return -1;
 }

@@ -21,16 +21,6 @@ struct cdb_writer {
     sqlite3 *h;
 };
 
-static void remove_tmp(const char *tmp)
-{
-    static const char *const suffix[] = {"", "-journal", "-wal", "-shm"};
-    char buf[PATH_MAX + 16];
-    for (size_t i = 0; i < sizeof suffix / sizeof suffix[0]; i++) {
-        snprintf(buf, sizeof buf, "%s%s", tmp, suffix[i]);
-        unlink(buf);
-    }
-}
-
 /* Copies src to dst (created or truncated) and flushes it to disk. */
 static int copy_file(const char *src, const char *dst, ms_err *err)
 {
@@ -92,7 +82,7 @@ cdb_writer *cdb_writer_begin(const char *path, const char *const *seed_files, in
         free(w);
         return NULL;
     }
-    remove_tmp(w->tmp); /* left by a run killed while writing */
+    cdb_remove_tmp(w->tmp); /* left by a run killed while writing */
     struct stat sb;
     if (stat(path, &sb) == 0) {
         cdb *db = cdb_open(path, err); /* refuses anything that is not one of ours */
@@ -113,23 +103,49 @@ cdb_writer *cdb_writer_begin(const char *path, const char *const *seed_files, in
     return w;
 fail:
     sqlite3_close(w->h);
-    remove_tmp(w->tmp);
+    cdb_remove_tmp(w->tmp);
     free(w);
     return NULL;
 }
 
 const char *cdb_writer_tmp_path(const cdb_writer *w) { return w->tmp; }
 
-/* Prepares sql, lets bind() fill the parameters, steps once. */
-static int step_once(cdb_writer *w, const char *sql, sqlite3_stmt **out, ms_err *err)
+/* One statement parameter; a NULL string or a NaN number binds SQL NULL. */
+typedef struct sql_val {
+    enum { V_STR, V_NUM, V_INT } kind;
+    const char *s;
+    double d;
+    int64_t i;
+} sql_val;
+#define STR(x) {V_STR, .s = (x)}
+#define NUM(x) {V_NUM, .d = (x)}
+#define INT(x) {V_INT, .i = (x)}
+#define NVALS(v) ((int)(sizeof(v) / sizeof(v)[0]))
+
+/* Prepares sql and binds v[0..n) to ?1..?n. */
+static int prepare(cdb_writer *w, const char *sql, const sql_val *v, int n, sqlite3_stmt **out,
+                   ms_err *err)
 {
-    if (sqlite3_prepare_v2(w->h, sql, -1, out, NULL) != SQLITE_OK)
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(w->h, sql, -1, &st, NULL) != SQLITE_OK)
         return ms_err_set(err, "%s: %s", w->path, sqlite3_errmsg(w->h));
+    for (int i = 0; i < n; i++) {
+        if (v[i].kind == V_INT) sqlite3_bind_int64(st, i + 1, v[i].i);
+        else if (v[i].kind == V_NUM && !isnan(v[i].d)) sqlite3_bind_double(st, i + 1, v[i].d);
+        else if (v[i].kind == V_STR && v[i].s)
+            sqlite3_bind_text(st, i + 1, v[i].s, -1, SQLITE_TRANSIENT);
+        else sqlite3_bind_null(st, i + 1);
+    }
+    *out = st;
     return 0;
 }
 
-static int finish(cdb_writer *w, sqlite3_stmt *st, const char *what, ms_err *err)
+/* Runs one writing statement with parameters v; what names the row in the error. */
+static int write_row(cdb_writer *w, const char *what, const char *sql, const sql_val *v, int n,
+                     ms_err *err)
 {
+    sqlite3_stmt *st;
+    if (prepare(w, sql, v, n, &st, err)) return -1;
     int rc = sqlite3_step(st);
     sqlite3_finalize(st);
     if (rc != SQLITE_DONE)
@@ -137,32 +153,14 @@ static int finish(cdb_writer *w, sqlite3_stmt *st, const char *what, ms_err *err
     return 0;
 }
 
-static void bind_num(sqlite3_stmt *st, int i, double v)
-{
-    if (isnan(v)) sqlite3_bind_null(st, i);
-    else sqlite3_bind_double(st, i, v);
-}
-
-static void bind_str(sqlite3_stmt *st, int i, const char *s)
-{
-    if (s) sqlite3_bind_text(st, i, s, -1, SQLITE_TRANSIENT);
-    else sqlite3_bind_null(st, i);
-}
-
 int cdb_writer_run(cdb_writer *w, const cdb_run_row *r, int64_t *run_id, ms_err *err)
 {
-    sqlite3_stmt *st;
-    if (step_once(w,
+    sql_val v[] = {STR(r->host), STR(r->date), STR(r->backend), STR(r->versions), STR(r->note)};
+    if (write_row(w, "the calibration run",
                   "INSERT INTO calibration_run (host, date, backend, versions, note) VALUES "
                   "(?1, ?2, ?3, ?4, ?5)",
-                  &st, err))
+                  v, NVALS(v), err))
         return -1;
-    bind_str(st, 1, r->host);
-    bind_str(st, 2, r->date);
-    bind_str(st, 3, r->backend);
-    bind_str(st, 4, r->versions);
-    bind_str(st, 5, r->note);
-    if (finish(w, st, "the calibration run", err)) return -1;
     *run_id = sqlite3_last_insert_rowid(w->h);
     return 0;
 }
@@ -170,111 +168,80 @@ int cdb_writer_run(cdb_writer *w, const cdb_run_row *r, int64_t *run_id, ms_err 
 int cdb_writer_device(cdb_writer *w, const char *name, const char *kind, const char *note,
                       ms_err *err)
 {
-    sqlite3_stmt *st;
-    if (step_once(w,
-                  "INSERT OR IGNORE INTO device (name, kind, source, note) VALUES "
-                  "(?1, ?2, 'measured', ?3)",
-                  &st, err))
-        return -1;
-    bind_str(st, 1, name);
-    bind_str(st, 2, kind);
-    bind_str(st, 3, note);
-    return finish(w, st, "the device", err);
+    sql_val v[] = {STR(name), STR(kind), STR(note)};
+    return write_row(w, "the device",
+                     "INSERT OR IGNORE INTO device (name, kind, source, note) VALUES "
+                     "(?1, ?2, 'measured', ?3)",
+                     v, NVALS(v), err);
 }
 
 int cdb_writer_measurement(cdb_writer *w, int64_t run_id, const cdb_measurement_row *m,
                            ms_err *err)
 {
-    sqlite3_stmt *st;
-    if (step_once(w,
-                  "INSERT INTO measurement (run_id, device, op, shape, x, time_s, trials, "
-                  "bytes) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                  &st, err))
-        return -1;
-    sqlite3_bind_int64(st, 1, run_id);
-    bind_str(st, 2, m->device);
-    bind_str(st, 3, m->op);
-    bind_str(st, 4, m->shape);
-    bind_num(st, 5, m->x);
-    bind_num(st, 6, m->time_s);
-    sqlite3_bind_int(st, 7, m->trials);
-    bind_num(st, 8, m->bytes);
-    return finish(w, st, "a measurement", err);
+    sql_val v[] = {INT(run_id), STR(m->device), STR(m->op),     STR(m->shape),
+                   NUM(m->x),   NUM(m->time_s), INT(m->trials), NUM(m->bytes)};
+    return write_row(w, "a measurement",
+                     "INSERT INTO measurement (run_id, device, op, shape, x, time_s, trials, "
+                     "bytes) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                     v, NVALS(v), err);
 }
 
 int cdb_writer_model(cdb_writer *w, int64_t run_id, const cdb_model_row *m, int64_t *id,
                      ms_err *err)
 {
-    sqlite3_stmt *st;
-    if (step_once(w,
+    /* each form fills its own columns; the others stay NULL */
+    int linear = !strcmp(m->form, "linear"), roof = !strcmp(m->form, "roofline");
+    sql_val v[] = {STR(m->device),
+                   STR(m->op),
+                   STR(m->form),
+                   NUM(linear || roof ? m->alpha_s : NAN),
+                   NUM(linear ? m->beta_s : NAN),
+                   NUM(m->x_min),
+                   NUM(m->x_max),
+                   NUM(m->r2),
+                   INT(run_id),
+                   STR(m->note),
+                   NUM(roof ? m->eff_max : NAN),
+                   NUM(roof ? m->f_half_flops : NAN),
+                   NUM(roof ? m->bw_eff : NAN)};
+    if (write_row(w, "a model",
                   "INSERT INTO model (device, op, form, alpha_s, beta_s, x_min, x_max, r2, "
                   "run_id, source, note, eff_max, f_half_flops, bw_eff) VALUES (?1, ?2, ?3, "
                   "?4, ?5, ?6, ?7, ?8, ?9, 'measured', ?10, ?11, ?12, ?13)",
-                  &st, err))
+                  v, NVALS(v), err))
         return -1;
-    int linear = !strcmp(m->form, "linear"), roof = !strcmp(m->form, "roofline");
-    bind_str(st, 1, m->device);
-    bind_str(st, 2, m->op);
-    bind_str(st, 3, m->form);
-    bind_num(st, 4, linear || roof ? m->alpha_s : NAN);
-    bind_num(st, 5, linear ? m->beta_s : NAN);
-    bind_num(st, 11, roof ? m->eff_max : NAN);
-    bind_num(st, 12, roof ? m->f_half_flops : NAN);
-    bind_num(st, 13, roof ? m->bw_eff : NAN);
-    bind_num(st, 6, m->x_min);
-    bind_num(st, 7, m->x_max);
-    bind_num(st, 8, m->r2);
-    sqlite3_bind_int64(st, 9, run_id);
-    bind_str(st, 10, m->note);
-    if (finish(w, st, "a model", err)) return -1;
     if (id) *id = sqlite3_last_insert_rowid(w->h);
     return 0;
 }
 
 int cdb_writer_comm(cdb_writer *w, int64_t run_id, const cdb_comm_row *c, ms_err *err)
 {
-    sqlite3_stmt *st;
-    if (step_once(w,
-                  "INSERT INTO comm_model (device, op, alpha_s, beta_s_per_byte, r2, run_id, "
-                  "source, note) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'measured', ?7)",
-                  &st, err))
-        return -1;
-    bind_str(st, 1, c->device);
-    bind_str(st, 2, c->op);
-    bind_num(st, 3, c->alpha_s);
-    bind_num(st, 4, c->beta_s_per_byte);
-    bind_num(st, 5, c->r2);
-    sqlite3_bind_int64(st, 6, run_id);
-    bind_str(st, 7, c->note);
-    return finish(w, st, "a communication fit", err);
+    sql_val v[] = {STR(c->device), STR(c->op),  NUM(c->alpha_s), NUM(c->beta_s_per_byte),
+                   NUM(c->r2),     INT(run_id), STR(c->note)};
+    return write_row(w, "a communication fit",
+                     "INSERT INTO comm_model (device, op, alpha_s, beta_s_per_byte, r2, run_id, "
+                     "source, note) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'measured', ?7)",
+                     v, NVALS(v), err);
 }
 
 int cdb_writer_device_figures(cdb_writer *w, const char *name, double peak_flops,
                               double mem_bw_bytes_per_s, const char *note, ms_err *err)
 {
-    sqlite3_stmt *st;
-    if (step_once(w,
-                  "UPDATE device SET peak_flops = ?1, mem_bw_bytes_per_s = ?2, "
-                  "source = 'measured', note = ?3 WHERE name = ?4",
-                  &st, err))
-        return -1;
-    bind_num(st, 1, peak_flops);
-    bind_num(st, 2, mem_bw_bytes_per_s);
-    bind_str(st, 3, note);
-    bind_str(st, 4, name);
-    return finish(w, st, "the device's figures", err);
+    sql_val v[] = {NUM(peak_flops), NUM(mem_bw_bytes_per_s), STR(note), STR(name)};
+    return write_row(w, "the device's figures",
+                     "UPDATE device SET peak_flops = ?1, mem_bw_bytes_per_s = ?2, "
+                     "source = 'measured', note = ?3 WHERE name = ?4",
+                     v, NVALS(v), err);
 }
 
 int cdb_writer_has_model(cdb_writer *w, const char *device, const char *op, const char *source,
                          ms_err *err)
 {
+    sql_val v[] = {STR(device), STR(op), STR(source)};
     sqlite3_stmt *st;
-    if (step_once(w, "SELECT count(*) FROM model WHERE device = ?1 AND op = ?2 AND source = ?3",
-                  &st, err))
+    if (prepare(w, "SELECT count(*) FROM model WHERE device = ?1 AND op = ?2 AND source = ?3", v,
+                NVALS(v), &st, err))
         return -1;
-    bind_str(st, 1, device);
-    bind_str(st, 2, op);
-    bind_str(st, 3, source);
     int rc = sqlite3_step(st), n = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
     sqlite3_finalize(st);
     if (rc != SQLITE_ROW) return ms_err_set(err, "%s: %s", w->path, sqlite3_errmsg(w->h));
@@ -301,7 +268,7 @@ int cdb_writer_commit(cdb_writer *w, ms_err *err)
     }
     if (!rc && rename(w->tmp, w->path) != 0)
         rc = ms_err_set(err, "cannot rename %s to %s: %s", w->tmp, w->path, strerror(errno));
-    if (rc) remove_tmp(w->tmp);
+    if (rc) cdb_remove_tmp(w->tmp);
     free(w);
     return rc;
 }
@@ -310,6 +277,6 @@ void cdb_writer_abort(cdb_writer *w)
 {
     if (!w) return;
     sqlite3_close(w->h); /* rolls the open transaction back */
-    remove_tmp(w->tmp);
+    cdb_remove_tmp(w->tmp);
     free(w);
 }

@@ -128,6 +128,11 @@ extern const ex_backend ex_backend_host;
  * into buf (len bytes); returns buf. */
 const char *ex_task_desc(const tg_graph *g, uint32_t t, char *buf, size_t len);
 
+/* The communicator task t runs on, named the same on every rank: its stream's name and,
+ * for a collective, its group (-1 for an xchg: the name's world). Returns 0 when t is not
+ * a comm task (name and group untouched), 1 otherwise. (exec/backend_common.c) */
+int ex_task_comm(const tg_graph *g, uint32_t t, const char **name, int *group);
+
 #ifdef __cplusplus
 }
 #endif

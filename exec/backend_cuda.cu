@@ -1151,10 +1151,9 @@ int setup_comms(cuda_ctx *c, ms_err *err)
     const tg_graph *g = c->g;
     int rc = 0;
     for (uint32_t t = 0; t < g->ntasks; t++) {
-        tg_kind kind = tg_task_kind(g, t);
-        if (kind != TG_KIND_XCHG && kind != TG_KIND_COLL) continue;
-        const char *name = tg_str(g, g->stream_name[g->stream[t]]);
-        int group = kind == TG_KIND_COLL ? (int)tg_task_args(g, t)[0] : -1;
+        const char *name;
+        int group;
+        if (!ex_task_comm(g, t, &name, &group)) continue;
         if (group >= 0 && (int)(g->group_off[group + 1] - g->group_off[group]) == P.size)
             group = -1; /* a group of everyone is the name's world */
         comm_entry *e = NULL;
@@ -1351,6 +1350,22 @@ int setup_proxies(cuda_ctx *c, ms_err *err)
     return 0;
 }
 
+/* Every rank learns whether a setup step (`what`) failed anywhere: -1 with err set (this
+ * rank's own message, or which step failed elsewhere) unless it succeeded on all. rc: this
+ * rank's result, its err already set when nonzero. Collective. */
+int agree(int rc, int rank, const char *what, ms_err *err)
+{
+    ms_err e2 = {{0}};
+    int64_t bad = rc != 0, anybad = 1;
+    if (ex_allreduce_max_i64(&bad, &anybad, 1, &e2) != 0) {
+        if (rc == 0) *err = e2;
+        return -1;
+    }
+    if (rc != 0) return -1;
+    if (anybad) return ms_err_set(err, "rank %d: %s failed on another rank", rank, what);
+    return 0;
+}
+
 int cu_setup(const ex_setup *su, void **out, ms_err *err)
 {
     *out = NULL;
@@ -1384,25 +1399,9 @@ int cu_setup(const ex_setup *su, void **out, ms_err *err)
     if (rc == 0) rc = setup_events(c, err);
     if (rc == 0) rc = setup_streams(c, err);
     if (rc == 0) rc = setup_proxies(c, err);
-    ms_err e2 = {{0}};
-    int64_t bad = rc != 0, anybad = 1;
-    if (ex_allreduce_max_i64(&bad, &anybad, 1, &e2) != 0) {
-        if (rc == 0) *err = e2;
-        return -1;
-    }
-    if (rc != 0) return -1;
-    if (anybad)
-        return ms_err_set(err, "rank %d: cuda backend setup failed on another rank", c->rank);
+    if (agree(rc, c->rank, "cuda backend setup", err) != 0) return -1;
     /* the communicators are made collectively; agree again before using them */
-    rc = setup_comms(c, err);
-    bad = rc != 0;
-    if (ex_allreduce_max_i64(&bad, &anybad, 1, &e2) != 0) {
-        if (rc == 0) *err = e2;
-        return -1;
-    }
-    if (rc != 0) return -1;
-    if (anybad)
-        return ms_err_set(err, "rank %d: communicator setup failed on another rank", c->rank);
+    if (agree(setup_comms(c, err), c->rank, "communicator setup", err) != 0) return -1;
     return P.proxy ? 0 : warm_comms(c, err);
 }
 

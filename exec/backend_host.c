@@ -421,10 +421,9 @@ static int make_comms(host_ctx *c, ms_err *err)
     if (!c->comms) return ms_err_set(err, "rank %d: out of memory", c->rank);
     int rc = 0;
     for (uint32_t t = 0; t < g->ntasks; t++) {
-        tg_kind kind = tg_task_kind(g, t);
-        if (kind != TG_KIND_XCHG && kind != TG_KIND_COLL) continue;
-        const char *name = tg_str(g, g->stream_name[g->stream[t]]);
-        int group = kind == TG_KIND_COLL ? (int)tg_task_args(g, t)[0] : -1;
+        const char *name;
+        int group;
+        if (!ex_task_comm(g, t, &name, &group)) continue;
         int seen = 0;
         for (int i = 0; i < c->ncomms && !seen; i++)
             seen = c->comms[i].group == group && !strcmp(c->comms[i].stream_name, name);

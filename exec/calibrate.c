@@ -426,6 +426,18 @@ static int cmp_xy(const void *a, const void *b)
     return p->x < q->x ? -1 : p->x > q->x;
 }
 
+/* R² of the line t = a + b x over the n points (at most 1; NaN when every t is equal). */
+static double r2_linear(const xy *p, int n, double a, double b)
+{
+    double mean = 0, ss_tot = 0, ss_res = 0;
+    for (int i = 0; i < n; i++) mean += p[i].t / n;
+    for (int i = 0; i < n; i++) {
+        double e = a + b * p[i].x - p[i].t;
+        ss_res += e * e, ss_tot += (p[i].t - mean) * (p[i].t - mean);
+    }
+    return ss_tot > 0 ? fmin(1, 1 - ss_res / ss_tot) : NAN;
+}
+
 /* Linear t = a + b x minimising the squared relative error, b >= 0. skip: index left out
  * (LOO), or -1. */
 static void fit_linear(const xy *p, int n, int skip, double *a, double *b)
@@ -677,14 +689,7 @@ int ex_calib_fit_all(const ex_calib_result *res, int force_piecewise, ex_calib_f
         f->npoints = n;
         f->x_min = p[0].x, f->x_max = p[n - 1].x;
         fit_linear(p, n, -1, &f->alpha_s, &f->beta_s);
-        double mean = 0, ss_tot = 0, ss_res = 0;
-        for (int i = 0; i < n; i++) mean += p[i].t / n;
-        for (int i = 0; i < n; i++) {
-            double e = f->alpha_s + f->beta_s * p[i].x - p[i].t;
-            ss_res += e * e, ss_tot += (p[i].t - mean) * (p[i].t - mean);
-        }
-        f->r2 = ss_tot > 0 ? 1 - ss_res / ss_tot : NAN;
-        if (f->r2 > 1) f->r2 = 1;
+        f->r2 = r2_linear(p, n, f->alpha_s, f->beta_s);
         double el = 0, ep = 0;
         for (int i = 0; i < n; i++) {
             double a, b;
@@ -782,13 +787,7 @@ int ex_calib_fit_all(const ex_calib_result *res, int force_piecewise, ex_calib_f
             if (res->pt[m].nranks == q->nranks && !strcmp(res->pt[m].op, q->op))
                 pts[n++] = (xy){res->pt[m].bytes, res->pt[m].mean_s};
         fit_linear(pts, n, -1, &c->alpha_s, &c->beta_s_per_byte);
-        double mean = 0, ss_tot = 0, ss_res = 0;
-        for (int m = 0; m < n; m++) mean += pts[m].t / n;
-        for (int m = 0; m < n; m++) {
-            double e = c->alpha_s + c->beta_s_per_byte * pts[m].x - pts[m].t;
-            ss_res += e * e, ss_tot += (pts[m].t - mean) * (pts[m].t - mean);
-        }
-        c->r2 = ss_tot > 0 ? fmin(1, 1 - ss_res / ss_tot) : NAN;
+        c->r2 = r2_linear(pts, n, c->alpha_s, c->beta_s_per_byte);
     }
     *fits = F, *cfits = C;
     return 0;

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "core/model.h"
+#include "exec/check_common.h"
 #include "exec/ex_mpi.h"
 #include "exec/moe_check.h"
 #include "exec/train_check.h"
@@ -74,22 +75,6 @@ struct ex_check {
 
 /* ---- seeded weights and shared math --------------------------------------------------- */
 
-static uint64_t mix(uint64_t seed, int l, int kind, int idx)
-{
-    uint64_t z = seed * 0x9E3779B97F4A7C15ull + ((uint64_t)(l + 1) << 40) +
-                 ((uint64_t)kind << 32) + (uint64_t)(idx + 1);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-/* Uniform weights with variance 1/fan_in. */
-static void fill_w(float *w, size_t n, uint64_t seed, int l, int kind, int idx, int fan_in)
-{
-    float a = sqrtf(3.0f / (float)fan_in);
-    k_fill_uniform(w, n, mix(seed, l, kind, idx), -a, a);
-}
-
 static void rmsnorm(const float *x, float *y, int T, int M)
 {
     for (int t = 0; t < T; t++) {
@@ -110,33 +95,6 @@ static void softmax_rows(float *x, int T, int E)
         for (int e = 0; e < E; e++) s += (r[e] = expf(r[e] - mx));
         for (int e = 0; e < E; e++) r[e] /= s;
     }
-}
-
-/* The wire format of a dispatched row: bf16 (B = 2) or fp32 (B = 4). */
-static void row_pack(const float *x, int M, int B, void *out)
-{
-    if (B == 4) {
-        memcpy(out, x, (size_t)M * 4);
-        return;
-    }
-    uint16_t *o = out;
-    for (int i = 0; i < M; i++) o[i] = k_bf16_from_f32(x[i]);
-}
-
-static void row_unpack(const void *in, int M, int B, float *x)
-{
-    if (B == 4) {
-        memcpy(x, in, (size_t)M * 4);
-        return;
-    }
-    const uint16_t *p = in;
-    for (int i = 0; i < M; i++) x[i] = k_f32_from_bf16(p[i]);
-}
-
-/* What the wire does to a row (the reference's model of a dispatch or a return). */
-static void row_round(float *x, int M, int B)
-{
-    if (B == 2) k_round_bf16(x, (size_t)M);
 }
 
 static int kcall(int krc, const char *what, ms_err *err)
@@ -174,8 +132,8 @@ static int attn_step(const ex_check *c, int step, int l, int a, int i, const att
         if (c->sq == c->skv)
             return kcall(k_attn_prefill_ref(Q, K, V, ws->cu, c->b, &sh, O), "attention", err);
         size_t kn = (size_t)c->b * c->skv * c->hkv * c->dk, vn = (size_t)c->b * c->skv * c->hkv * c->dv;
-        k_fill_uniform(ws->kc, kn, mix(c->seed, l, 98, a * 4096 + i), -1.0f, 1.0f);
-        k_fill_uniform(ws->vc, vn, mix(c->seed, l, 97, a * 4096 + i), -1.0f, 1.0f);
+        k_fill_uniform(ws->kc, kn, ex_ck_mix(c->seed, l, 98, a * 4096 + i), -1.0f, 1.0f);
+        k_fill_uniform(ws->vc, vn, ex_ck_mix(c->seed, l, 97, a * 4096 + i), -1.0f, 1.0f);
         for (int q = 0; q < c->b; q++) ws->lens[q] = c->skv - 1;
         if (kcall(k_kv_append_ref(K, V, ws->lens, c->b, c->skv, &sh, ws->kc, ws->vc),
                   "kv append", err))
@@ -354,7 +312,7 @@ static int ag_task(ex_check *c, uint32_t t, ms_err *err)
                     int d = c->exp_rank[e];
                     size_t ti2 = tidx(c, l, i, j, d, c->eg);
                     int r = next[d]++;
-                    row_pack(Hm + (size_t)tt * M, M, c->B,
+                    ex_ck_row_pack(Hm + (size_t)tt * M, M, c->B,
                              (unsigned char *)c->ag_send[ti2] + (size_t)r * M * c->B);
                     ((int32_t *)c->ag_meta[ti2])[r] = e;
                     c->slot_d[q] = d;
@@ -383,7 +341,7 @@ static int combine(ex_check *c, int l, int i, float *out, ms_err *err)
             if (c->assign[q] < 0) continue;
             int j = t / c->chunk, d = c->slot_d[q];
             const unsigned char *src = c->ag_recv[tidx(c, l, i, j, d, c->eg)];
-            row_unpack(src + (size_t)c->slot_row[q] * M * c->B, M, c->B, row);
+            ex_ck_row_unpack(src + (size_t)c->slot_row[q] * M * c->B, M, c->B, row);
             float w = c->wslot[q];
             float *o = out + (size_t)t * M;
             for (int x = 0; x < M; x++) o[x] += w * row[x];
@@ -401,7 +359,7 @@ static int eg_task(ex_check *c, uint32_t t, ms_err *err)
         const unsigned char *src = c->eg_recv[tidx(c, l, i, j, a, c->ag)];
         const int32_t *meta = c->eg_meta[tidx(c, l, i, j, a, c->ag)];
         for (size_t r = 0; r < n; r++, R++) {
-            row_unpack(src + r * M * c->B, M, c->B, c->xe + R * M);
+            ex_ck_row_unpack(src + r * M * c->B, M, c->B, c->xe + R * M);
             int e = meta[r];
             if (e < c->e0 || e >= c->e0 + El) {
                 char d[256];
@@ -436,7 +394,7 @@ static int eg_task(ex_check *c, uint32_t t, ms_err *err)
         size_t n = (size_t)c->pairs[pidx(c, l, i, j, a, c->my_d)];
         unsigned char *dst = c->eg_send[tidx(c, l, i, j, a, c->ag)];
         for (size_t r = 0; r < n; r++, R++)
-            row_pack(c->yp + (size_t)c->pos[R] * M, M, c->B, dst + r * M * c->B);
+            ex_ck_row_pack(c->yp + (size_t)c->pos[R] * M, M, c->B, dst + r * M * c->B);
     }
     return 0;
 }
@@ -528,7 +486,7 @@ static float *wnew(size_t n, uint64_t seed, int l, int kind, int idx, int fan_in
         *oom = 1;
         return NULL;
     }
-    fill_w(w, n, seed, l, kind, idx, fan_in);
+    ex_ck_fill_w(w, n, seed, l, kind, idx, fan_in);
     return w;
 }
 
@@ -838,7 +796,7 @@ ex_check *ex_check_create(const tg_graph *g, const ex_options *opt, int rank, ms
             for (int i = 0; i <= c->b; i++) c->cu[i] = i * c->sq;
             for (int i = 0; i < c->r1; i++) /* the inputs: per AG rank and micro-batch */
                 k_fill_uniform(c->x0 + (size_t)i * T * Mz, T * Mz,
-                               mix(c->seed, -1, 99, c->my_a * 4096 + i), -1.0f, 1.0f);
+                               ex_ck_mix(c->seed, -1, 99, c->my_a * 4096 + i), -1.0f, 1.0f);
         }
         for (int l = 0; l < c->L && !oom; l++) {
             float **w = c->w_attn + 4 * l;
@@ -874,9 +832,9 @@ ex_check *ex_check_create(const tg_graph *g, const ex_options *opt, int rank, ms
                 oom = !w[q];
             }
             for (int e = 0; e < c->El && !oom; e++) { /* the same values the reference draws */
-                fill_w(w[0] + e * ef, ef, c->seed, l, W_E1, c->e0 + e, c->M);
-                fill_w(w[1] + e * ef, ef, c->seed, l, W_E3, c->e0 + e, c->M);
-                fill_w(w[2] + e * ef, ef, c->seed, l, W_E2, c->e0 + e, c->fe);
+                ex_ck_fill_w(w[0] + e * ef, ef, c->seed, l, W_E1, c->e0 + e, c->M);
+                ex_ck_fill_w(w[1] + e * ef, ef, c->seed, l, W_E3, c->e0 + e, c->M);
+                ex_ck_fill_w(w[2] + e * ef, ef, c->seed, l, W_E2, c->e0 + e, c->fe);
             }
         }
         for (size_t q = 0; q < np; q++) { /* the largest chunk this rank receives */
@@ -989,12 +947,12 @@ static int reference(ex_check *c, const int32_t *assign_all, float *out, ms_err 
     for (int a = 0; a < c->ag; a++)
         for (int i = 0; i < c->r1; i++)
             k_fill_uniform(X + ((size_t)a * c->r1 + i) * T * Mz, T * Mz,
-                           mix(c->seed, -1, 99, a * 4096 + i), -1.0f, 1.0f);
+                           ex_ck_mix(c->seed, -1, 99, a * 4096 + i), -1.0f, 1.0f);
     for (int l = 0; l < c->L && rc != -2; l++) {
-        fill_w(wa[0], Mz * c->h * c->dk, c->seed, l, W_Q, 0, c->M);
-        fill_w(wa[1], Mz * c->hkv * c->dk, c->seed, l, W_K, 0, c->M);
-        fill_w(wa[2], Mz * c->hkv * c->dv, c->seed, l, W_V, 0, c->M);
-        fill_w(wa[3], (size_t)c->h * c->dv * Mz, c->seed, l, W_O, 0, c->h * c->dv);
+        ex_ck_fill_w(wa[0], Mz * c->h * c->dk, c->seed, l, W_Q, 0, c->M);
+        ex_ck_fill_w(wa[1], Mz * c->hkv * c->dk, c->seed, l, W_K, 0, c->M);
+        ex_ck_fill_w(wa[2], Mz * c->hkv * c->dv, c->seed, l, W_V, 0, c->M);
+        ex_ck_fill_w(wa[3], (size_t)c->h * c->dv * Mz, c->seed, l, W_O, 0, c->h * c->dv);
         int moe = model_layer_is_moe(&c->m, l);
         for (size_t q = 0; q < n_mb; q++) {
             float *Xq = X + q * T * Mz, *Yq = Y + q * T * Mz, *Hq = Hm + q * T * Mz;
@@ -1008,9 +966,9 @@ static int reference(ex_check *c, const int32_t *assign_all, float *out, ms_err 
         int nmlp = moe ? c->nsh : 1, f = moe ? c->fs : c->fd;
         int32_t offT[2] = {0, c->T};
         for (int s = 0; s < nmlp; s++) {
-            fill_w(w1, Mz * f, c->seed, l, moe ? W_SH1 : W_DE1, s, c->M);
-            fill_w(w3, Mz * f, c->seed, l, moe ? W_SH3 : W_DE3, s, c->M);
-            fill_w(w2, (size_t)f * Mz, c->seed, l, moe ? W_SH2 : W_DE2, s, f);
+            ex_ck_fill_w(w1, Mz * f, c->seed, l, moe ? W_SH1 : W_DE1, s, c->M);
+            ex_ck_fill_w(w3, Mz * f, c->seed, l, moe ? W_SH3 : W_DE3, s, c->M);
+            ex_ck_fill_w(w2, (size_t)f * Mz, c->seed, l, moe ? W_SH2 : W_DE2, s, f);
             for (size_t q = 0; q < n_mb; q++) {
                 if (kcall(k_ffn_swiglu_ref(Hm + q * T * Mz, offT, 1, c->M, f, w1, w3, w2, tmp),
                           "reference shared expert", err))
@@ -1019,7 +977,7 @@ static int reference(ex_check *c, const int32_t *assign_all, float *out, ms_err 
             }
         }
         if (moe) {
-            fill_w(wg, Mz * c->E, c->seed, l, W_G, 0, c->M);
+            ex_ck_fill_w(wg, Mz * c->E, c->seed, l, W_G, 0, c->M);
             for (size_t q = 0; q < n_mb; q++) {
                 int a = (int)(q / c->r1), i = (int)(q % c->r1);
                 const int32_t *as = assign_all + (size_t)a * ns + sidx(c, l, i);
@@ -1064,20 +1022,20 @@ static int reference(ex_check *c, const int32_t *assign_all, float *out, ms_err 
                     for (size_t ts = 0; ts < T * k; ts++)
                         if (as[ts] == e) {
                             memcpy(xr + n * Mz, Hm + (q * T + ts / k) * Mz, Mz * sizeof *xr);
-                            row_round(xr + n * Mz, c->M, c->B); /* the dispatch's wire format */
+                            ex_ck_row_round(xr + n * Mz, c->M, c->B); /* the dispatch's wire format */
                             who[n++] = q * T * k + ts;
                         }
                 }
                 if (n == 0) continue;
-                fill_w(w1, ef, c->seed, l, W_E1, e, c->M);
-                fill_w(w3, ef, c->seed, l, W_E3, e, c->M);
-                fill_w(w2, ef, c->seed, l, W_E2, e, c->fe);
+                ex_ck_fill_w(w1, ef, c->seed, l, W_E1, e, c->M);
+                ex_ck_fill_w(w3, ef, c->seed, l, W_E3, e, c->M);
+                ex_ck_fill_w(w2, ef, c->seed, l, W_E2, e, c->fe);
                 int32_t off[2] = {0, (int32_t)n};
                 if (kcall(k_ffn_swiglu_ref(xr, off, 1, c->M, c->fe, w1, w3, w2, yr),
                           "reference expert", err))
                     goto out;
                 for (size_t r = 0; r < n; r++) {
-                    row_round(yr + r * Mz, c->M, c->B); /* the return's wire format */
+                    ex_ck_row_round(yr + r * Mz, c->M, c->B); /* the return's wire format */
                     memcpy(yslot + who[r] * Mz, yr + r * Mz, Mz * sizeof *yr);
                 }
             }
@@ -1175,16 +1133,5 @@ int ex_check_compare(ex_check *c, ex_result *res, ms_err *err)
     }
     stat[1] = c->rank == 0 && local != 0;
     free(got), free(ref), free(as);
-    ms_err e2;
-    if (ex_bcast(stat, sizeof stat, 0, &e2) != 0) {
-        if (!local) *err = e2;
-        return -1;
-    }
-    if (local) return -1;
-    if (stat[1]) return ms_err_set(err, "rank %d: the check failed on rank 0", c->rank);
-    res->check_done = 1;
-    res->check_max_rel_err = stat[0];
-    res->check_tolerance = CHECK_RTOL;
-    res->check_ok = stat[0] <= CHECK_RTOL;
-    return 0;
+    return ex_ck_finish(stat, (int)(sizeof stat / sizeof stat[0]), local, c->rank, CHECK_RTOL, res, err);
 }

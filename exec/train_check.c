@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "core/model.h"
+#include "exec/check_common.h"
 #include "exec/ex_mpi.h"
 #include "exec/train_check.h"
 #include "kernels/k.h"
@@ -80,19 +81,10 @@ struct ex_tcheck {
 
 /* ---- small math ------------------------------------------------------------------------ */
 
+/* Training draws take layer l + 1 of the check streams, apart from the inference check's. */
 static uint64_t mix(uint64_t seed, int l, int kind, int idx)
 {
-    uint64_t z = seed * 0x9E3779B97F4A7C15ull + ((uint64_t)(l + 2) << 40) +
-                 ((uint64_t)kind << 32) + (uint64_t)(idx + 1);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-static void fill_w(float *w, size_t n, uint64_t seed, int l, int kind, int idx, int fan_in)
-{
-    float a = sqrtf(3.0f / (float)fan_in);
-    k_fill_uniform(w, n, mix(seed, l, kind, idx), -a, a);
+    return ex_ck_mix(seed, l + 1, kind, idx);
 }
 
 /* C[m][n] (+)= op(A)[m][k] op(B)[k][n]; ta: A is stored [k][m]; tb: B is stored [n][k].
@@ -111,32 +103,6 @@ static void mm(const float *A, const float *B, float *C, int m, int n, int k, in
 }
 
 static float sigm(float x) { return 1.0f / (1.0f + expf(-x)); }
-
-static void row_pack(const float *x, int M, int B, void *out)
-{
-    if (B == 4) {
-        memcpy(out, x, (size_t)M * 4);
-        return;
-    }
-    uint16_t *o = out;
-    for (int i = 0; i < M; i++) o[i] = k_bf16_from_f32(x[i]);
-}
-
-static void row_unpack(const void *in, int M, int B, float *x)
-{
-    if (B == 4) {
-        memcpy(x, in, (size_t)M * 4);
-        return;
-    }
-    const uint16_t *p = in;
-    for (int i = 0; i < M; i++) x[i] = k_f32_from_bf16(p[i]);
-}
-
-/* What the wire does to a row that stays on its rank (the self block of an all-to-all). */
-static void row_round(float *x, int M, int B)
-{
-    if (B == 2) k_round_bf16(x, (size_t)M);
-}
 
 /* Expert e's FFN on one row over hidden columns [f0, f1) (an ESP shard): y = act(x W1) W2,
  * act = silu, or SwiGLU silu(x W1) * (x W3) with 3 GEMMs. s: 2 (f1 - f0) floats. */
@@ -443,9 +409,9 @@ static int draw_weights(ex_tcheck *c, int e0, int e1)
     if (!c->wqkv || !c->wo || !c->wg || !c->w1 || !c->w3 || !c->w2 || !c->g1 || !c->g3 || !c->g2)
         return -1;
     for (int l = 0; l < c->L; l++) {
-        fill_w(c->wqkv + l * M * c->Q, M * c->Q, c->seed, l, W_QKV, 0, c->M);
-        fill_w(c->wo + l * c->A * M, c->A * M, c->seed, l, W_O, 0, c->A);
-        fill_w(c->wg + l * M * c->E, M * c->E, c->seed, l, W_G, 0, c->M);
+        ex_ck_fill_w(c->wqkv + l * M * c->Q, M * c->Q, c->seed, l + 1, W_QKV, 0, c->M);
+        ex_ck_fill_w(c->wo + l * c->A * M, c->A * M, c->seed, l + 1, W_O, 0, c->A);
+        ex_ck_fill_w(c->wg + l * M * c->E, M * c->E, c->seed, l + 1, W_G, 0, c->M);
         for (int e = e0; e < e1; e++) {
             size_t i = (size_t)l * c->E + e;
             int w3 = c->gemms == 3; /* a plain MLP has no W3 */
@@ -458,9 +424,9 @@ static int draw_weights(ex_tcheck *c, int e0, int e1)
             if (!c->w1[i] || (w3 && (!c->w3[i] || !c->g3[i])) || !c->w2[i] || !c->g1[i] ||
                 !c->g2[i])
                 return -1;
-            fill_w(c->w1[i], M * f, c->seed, l, W_E1, e, c->M);
-            if (w3) fill_w(c->w3[i], M * f, c->seed, l, W_E3, e, c->M);
-            fill_w(c->w2[i], M * f, c->seed, l, W_E2, e, c->f);
+            ex_ck_fill_w(c->w1[i], M * f, c->seed, l + 1, W_E1, e, c->M);
+            if (w3) ex_ck_fill_w(c->w3[i], M * f, c->seed, l + 1, W_E3, e, c->M);
+            ex_ck_fill_w(c->w2[i], M * f, c->seed, l + 1, W_E2, e, c->f);
         }
     }
     return 0;
@@ -559,7 +525,7 @@ static int stage_local(ex_tcheck *c, int pass, int l, int j, ms_err *err)
                 } else if (pass == BWD && cap < C) {
                     memcpy(row, s->dys + ((size_t)g * C + cap) * M, (size_t)M * sizeof *row);
                 }
-                row_round(row, M, c->B);
+                ex_ck_row_round(row, M, c->B);
                 continue;
             }
             uint32_t t = c->tx[pass][pass == FWD ? 0 : 1][(size_t)l * TC_MAXR + j];
@@ -569,7 +535,7 @@ static int stage_local(ex_tcheck *c, int pass, int l, int j, ms_err *err)
                 return ms_err_set(err, "check: rank %d: layer %d %s chunk %d: no transfer from "
                                        "rank %d", c->rank, l, pass == FWD ? "dispatch" : "combine",
                                   j, peer);
-            row_unpack(in + (size_t)i * M * c->B, M, c->B, row);
+            ex_ck_row_unpack(in + (size_t)i * M * c->B, M, c->B, row);
             row[M] = pass == FWD ? (float)meta_from(c, t, peer)[i] : 0.0f;
         }
     return 0;
@@ -594,15 +560,15 @@ static void *hook_xfer_buf(void *user, uint32_t x)
         if (source) {
             int32_t r = cap < c->C ? s->rows[((size_t)l * c->ep + gp) * c->C + cap] : -1;
             if (pass == FWD) {
-                if (r >= 0) row_pack(LTM(s, hh, l) + (size_t)(r / c->k) * M, M, c->B, o);
+                if (r >= 0) ex_ck_row_pack(LTM(s, hh, l) + (size_t)(r / c->k) * M, M, c->B, o);
                 else memset(o, 0, (size_t)M * c->B);
                 c->xmeta[x][i] = r >= 0 ? s->se[(size_t)l * c->T * c->k + r] : -1;
             } else {
-                if (cap < c->C) row_pack(s->dys + ((size_t)gp * c->C + cap) * M, M, c->B, o);
+                if (cap < c->C) ex_ck_row_pack(s->dys + ((size_t)gp * c->C + cap) * M, M, c->B, o);
                 else memset(o, 0, (size_t)M * c->B);
             }
         } else {
-            row_pack(c->ro[ci(c, pass, l, j)] + ((size_t)gp * q + i) * M, M, c->B, o);
+            ex_ck_row_pack(c->ro[ci(c, pass, l, j)] + ((size_t)gp * q + i) * M, M, c->B, o);
         }
     }
     return out;
@@ -715,7 +681,7 @@ static int collect(ex_tcheck *c, int pass, int l, ms_err *err)
             if (g == c->gx) {
                 memcpy(row, c->ro[ci(c, pass, l, j)] + ((size_t)g * q + i) * M,
                        (size_t)M * sizeof *row);
-                row_round(row, M, c->B);
+                ex_ck_row_round(row, M, c->B);
                 continue;
             }
             uint32_t t = c->tx[pass][pass == FWD ? 1 : 0][(size_t)l * TC_MAXR + j];
@@ -723,8 +689,23 @@ static int collect(ex_tcheck *c, int pass, int l, ms_err *err)
             if (!in)
                 return ms_err_set(err, "check: rank %d: layer %d chunk %d: nothing came back "
                                        "from rank %d", c->rank, l, j, g * c->esp + c->px);
-            row_unpack(in + (size_t)i * M * c->B, M, c->B, row);
+            ex_ck_row_unpack(in + (size_t)i * M * c->B, M, c->B, row);
         }
+    return 0;
+}
+
+/* An order task (order, iorder) on its own pass reorders this rank's rows (`local`); on
+ * the other pass it first collects the rows that came back, then combines them (`after`). */
+static int order_task(ex_tcheck *c, int pass, int l, int own_pass,
+                      void (*local)(const ex_tcheck *, rstate *, int),
+                      void (*after)(const ex_tcheck *, rstate *, int), ms_err *err)
+{
+    if (pass == own_pass) {
+        local(c, &c->rs, l);
+        return 0;
+    }
+    if (collect(c, pass, l, err) != 0) return -1;
+    after(c, &c->rs, l);
     return 0;
 }
 
@@ -747,22 +728,8 @@ static int hook_compute(void *user, uint32_t t, ms_err *err)
         else f_attn_out(c, s, l);
         return 0;
     case K_GATE: f_gate(c, s, l); return 0;
-    case K_ORDER:
-        if (pass == FWD) {
-            f_order(c, s, l);
-            return 0;
-        }
-        if (collect(c, BWD, l, err) != 0) return -1;
-        b_order(c, s, l);
-        return 0;
-    case K_IORDER:
-        if (pass == BWD) {
-            b_iorder(c, s, l);
-            return 0;
-        }
-        if (collect(c, FWD, l, err) != 0) return -1;
-        f_combine(c, s, l);
-        return 0;
+    case K_ORDER: return order_task(c, pass, l, FWD, f_order, b_order, err);
+    case K_IORDER: return order_task(c, pass, l, BWD, b_iorder, f_combine, err);
     case K_EXPERT: case K_DGRAD: case K_WGRAD:
         return expert(c, pass, l, j, c->tkind[t], err);
     case K_GATE_DGRAD: b_gate_dgrad(c, s, l); return 0;
@@ -1014,12 +981,12 @@ static int reference(ex_tcheck *c, double *dense, double **r1, double **r3, doub
                     if (r < 0) continue;
                     int e = sx->se[(size_t)l * c->T * c->k + r];
                     memcpy(xr, LTM(sx, hh, l) + (size_t)(r / c->k) * M, (size_t)M * sizeof *xr);
-                    row_round(xr, M, c->B);
+                    ex_ck_row_round(xr, M, c->B);
                     for (int p = 0; p < c->esp; p++) {
                         ffn_row_fwd(c, l * c->E + e, p * c->fs, (p + 1) * c->fs, xr, p ? part : y, s);
                         for (int i = 0; p && i < M; i++) y[i] += part[i];
                     }
-                    row_round(y, M, c->B);
+                    ex_ck_row_round(y, M, c->B);
                     memcpy(sx->yb + (((size_t)l * ep + g) * C + cap) * M, y, (size_t)M * sizeof *y);
                 }
         for (int x = 0; x < P; x++) f_combine(c, &st[x], l);
@@ -1045,8 +1012,8 @@ static int reference(ex_tcheck *c, double *dense, double **r1, double **r3, doub
                     int e = sx->se[(size_t)l * c->T * c->k + r], le = l * c->E + e;
                     float *dy = sx->dys + ((size_t)g * C + cap) * M;
                     memcpy(xr, LTM(sx, hh, l) + (size_t)(r / c->k) * M, (size_t)M * sizeof *xr);
-                    row_round(xr, M, c->B);
-                    row_round(dy, M, c->B);
+                    ex_ck_row_round(xr, M, c->B);
+                    ex_ck_row_round(dy, M, c->B);
                     for (int p = 0; p < c->esp; p++) {
                         ffn_row_bwd(c, le, p * c->fs, (p + 1) * c->fs, xr, dy, p ? part : y, r1[le],
                                     r3[le], r2[le], s);
@@ -1055,7 +1022,7 @@ static int reference(ex_tcheck *c, double *dense, double **r1, double **r3, doub
                     memcpy(dxb, y, (size_t)M * sizeof *y);
                     if (c->corrupt == 3 && l == c->L - 1) /* test hook: a wrong dgrad */
                         for (int i = 0; i < M; i++) dxb[i] *= 1.1f;
-                    row_round(dxb, M, c->B);
+                    ex_ck_row_round(dxb, M, c->B);
                 }
         for (int x = 0; x < P; x++) {
             rstate *sx = &st[x];
@@ -1193,18 +1160,7 @@ int ex_tcheck_compare(ex_tcheck *c, ex_result *res, ms_err *err)
         for (size_t i = 0; r1 && i < (size_t)c->L * c->E; i++) free(r1[i]), free(r3[i]), free(r2[i]);
     }
     free(mine), free(dense), free(gd), free(ge), free(r1), free(r3), free(r2);
-    ms_err e2;
-    if (ex_bcast(stat, sizeof stat, 0, &e2) != 0) {
-        if (!local) *err = e2;
-        return -1;
-    }
-    if (local) return -1;
-    if (stat[1]) return ms_err_set(err, "rank %d: the check failed on rank 0", c->rank);
-    res->check_done = 1;
-    res->check_max_rel_err = stat[0];
-    res->check_tolerance = TC_RTOL;
-    res->check_ok = stat[0] <= TC_RTOL;
-    return 0;
+    return ex_ck_finish(stat, (int)(sizeof stat / sizeof stat[0]), local, c->rank, TC_RTOL, res, err);
 }
 
 /* ---- finite-difference check of the backward ------------------------------------------ */

@@ -1,19 +1,19 @@
 /* The generic walker of the executors: every rank issues its own tasks, in the graph's
  * file order (one global order shared by all ranks), through a backend table; then it
  * synchronizes under a watchdog, aligns the ranks' clocks and gathers the measured
- * timeline on rank 0. Also the trace writer (the simulator's Perfetto format). */
-#include <errno.h>
+ * timeline on rank 0. Also the trace writer (the simulator's Perfetto format, through
+ * ir/tg_trace.h). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "core/json.h"
 #include "exec/backend.h"
 #include "exec/ex_mpi.h"
 #include "exec/exec.h"
 #include "exec/moe_check.h"
+#include "ir/tg_trace.h"
 
 #define DEFAULT_WATCHDOG_S 60.0
 #define CLOCK_ROUNDS 8 /* ping-pongs per rank of the offset exchange */
@@ -287,69 +287,10 @@ int ex_write_trace(const tg_graph *g, const ex_result *res, const char *path, ms
 {
     if (!res || res->ntasks != g->ntasks || (g->ntasks && (!res->start_us || !res->end_us)))
         return ms_err_set(err, "no measured timeline to write (only rank 0 holds one)");
-    FILE *f = fopen(path, "w");
-    if (!f) return ms_err_set(err, "cannot write trace '%s': %s", path, strerror(errno));
-    ms_json j;
-    ms_json_init(&j, f);
-    ms_json_obj_begin(&j);
-    ms_json_key(&j, "traceEvents");
-    ms_json_arr_begin(&j);
-    char name[64];
-    for (int r = 0; r < g->nranks; r++) {
-        snprintf(name, sizeof name, "rank %d", r);
-        fputc('\n', f);
-        ms_json_obj_begin(&j);
-        ms_json_kstr(&j, "ph", "M");
-        ms_json_kstr(&j, "name", "process_name");
-        ms_json_kint(&j, "pid", r);
-        ms_json_key(&j, "args");
-        ms_json_obj_begin(&j);
-        ms_json_kstr(&j, "name", name);
-        ms_json_obj_end(&j);
-        ms_json_obj_end(&j);
-    }
-    for (uint32_t st = 0; st < g->nstreams; st++) {
-        fputc('\n', f);
-        ms_json_obj_begin(&j);
-        ms_json_kstr(&j, "ph", "M");
-        ms_json_kstr(&j, "name", "thread_name");
-        ms_json_kint(&j, "pid", g->stream_rank[st]);
-        ms_json_kint(&j, "tid", g->stream_local[st]);
-        ms_json_key(&j, "args");
-        ms_json_obj_begin(&j);
-        ms_json_kstr(&j, "name", tg_str(g, g->stream_name[st]));
-        ms_json_obj_end(&j);
-        ms_json_obj_end(&j);
-    }
-    for (uint32_t t = 0; t < g->ntasks; t++) {
-        /* rounded to ns first, as the simulator does */
-        double ts = rint(res->start_us[t] * 1e3) / 1e3, te = rint(res->end_us[t] * 1e3) / 1e3;
-        const char *op = tg_op_get((tg_op)g->op[t])->name;
-        const char *label = tg_str(g, g->label[t]);
-        fputc('\n', f);
-        ms_json_obj_begin(&j);
-        ms_json_kstr(&j, "ph", "X");
-        ms_json_kstr(&j, "name", label ? label : op);
-        ms_json_kstr(&j, "cat", op);
-        ms_json_kint(&j, "pid", g->rank[t]);
-        ms_json_kint(&j, "tid", g->stream_local[g->stream[t]]);
-        ms_json_key(&j, "ts");
-        ms_json_fixed(&j, ts, 3);
-        ms_json_key(&j, "dur");
-        ms_json_fixed(&j, te > ts ? te - ts : 0, 3);
-        ms_json_key(&j, "args");
-        ms_json_obj_begin(&j);
-        ms_json_kint(&j, "id", g->id[t]);
-        ms_json_kstr(&j, "source", "measured");
-        ms_json_obj_end(&j);
-        ms_json_obj_end(&j);
-    }
-    fputs("\n", f);
-    ms_json_arr_end(&j);
-    ms_json_kstr(&j, "displayTimeUnit", "ns");
-    ms_json_obj_end(&j);
-    fputc('\n', f);
-    if (ferror(f) | (fclose(f) != 0))
-        return ms_err_set(err, "error writing trace '%s': %s", path, strerror(errno));
-    return 0;
+    tg_trace tr;
+    if (tg_trace_open(&tr, path, err) != 0) return -1;
+    tg_trace_names(&tr, g);
+    for (uint32_t t = 0; t < g->ntasks; t++)
+        tg_trace_task(&tr, g, t, g->rank[t], res->start_us[t], res->end_us[t], "measured");
+    return tg_trace_close(&tr, err);
 }

@@ -1,11 +1,11 @@
 /* Simulator outputs: the summary (busy times, exposed communication), its text and JSON
  * forms, and the Chrome/Perfetto trace. */
-#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/json.h"
+#include "ir/tg_trace.h"
 #include "sim/sim_internal.h"
 
 typedef struct edge {
@@ -208,69 +208,14 @@ int sim_write_trace(const sim_engine *s, const char *path, double from_us, doubl
                     ms_err *err)
 {
     const tg_graph *g = s->g;
-    FILE *f = fopen(path, "w");
-    if (!f) return ms_err_set(err, "cannot write trace '%s': %s", path, strerror(errno));
-    ms_json j;
-    ms_json_init(&j, f);
-    ms_json_obj_begin(&j);
-    ms_json_key(&j, "traceEvents");
-    ms_json_arr_begin(&j);
-    char name[64];
-    for (int r = 0; r < g->nranks; r++) {
-        snprintf(name, sizeof name, "rank %d", r);
-        fputc('\n', f);
-        ms_json_obj_begin(&j);
-        ms_json_kstr(&j, "ph", "M");
-        ms_json_kstr(&j, "name", "process_name");
-        ms_json_kint(&j, "pid", r);
-        ms_json_key(&j, "args");
-        ms_json_obj_begin(&j);
-        ms_json_kstr(&j, "name", name);
-        ms_json_obj_end(&j);
-        ms_json_obj_end(&j);
-    }
-    for (uint32_t st = 0; st < g->nstreams; st++) {
-        fputc('\n', f);
-        ms_json_obj_begin(&j);
-        ms_json_kstr(&j, "ph", "M");
-        ms_json_kstr(&j, "name", "thread_name");
-        ms_json_kint(&j, "pid", g->stream_rank[st]);
-        ms_json_kint(&j, "tid", g->stream_local[st]);
-        ms_json_key(&j, "args");
-        ms_json_obj_begin(&j);
-        ms_json_kstr(&j, "name", tg_str(g, g->stream_name[st]));
-        ms_json_obj_end(&j);
-        ms_json_obj_end(&j);
-    }
+    tg_trace tr;
+    if (tg_trace_open(&tr, path, err) != 0) return -1;
+    tg_trace_names(&tr, g);
     for (uint32_t t = 0; t < g->ntasks; t++) {
         /* Rounded to ns first, so slices on one stream never overlap by rounding. */
         double ts = rint(s->start[t] * 1e9) / 1e3, te = rint(s->end[t] * 1e9) / 1e3;
         if (te < from_us || ts >= to_us || (te == ts && ts < from_us)) continue;
-        const char *op = tg_op_get((tg_op)g->op[t])->name;
-        const char *label = tg_str(g, g->label[t]);
-        fputc('\n', f);
-        ms_json_obj_begin(&j);
-        ms_json_kstr(&j, "ph", "X");
-        ms_json_kstr(&j, "name", label ? label : op);
-        ms_json_kstr(&j, "cat", op);
-        ms_json_kint(&j, "pid", g->rank[t]);
-        ms_json_kint(&j, "tid", g->stream_local[g->stream[t]]);
-        ms_json_key(&j, "ts");
-        ms_json_fixed(&j, ts, 3);
-        ms_json_key(&j, "dur");
-        ms_json_fixed(&j, te - ts, 3);
-        ms_json_key(&j, "args");
-        ms_json_obj_begin(&j);
-        ms_json_kint(&j, "id", g->id[t]);
-        ms_json_obj_end(&j);
-        ms_json_obj_end(&j);
+        tg_trace_task(&tr, g, t, g->rank[t], ts, te, NULL);
     }
-    fputs("\n", f);
-    ms_json_arr_end(&j);
-    ms_json_kstr(&j, "displayTimeUnit", "ns");
-    ms_json_obj_end(&j);
-    fputc('\n', f);
-    if (ferror(f) | (fclose(f) != 0))
-        return ms_err_set(err, "error writing trace '%s': %s", path, strerror(errno));
-    return 0;
+    return tg_trace_close(&tr, err);
 }

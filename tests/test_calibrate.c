@@ -17,50 +17,11 @@
 
 #include "exec/calibrate.h"
 
-#define MPIRUN "timeout 300 mpirun --oversubscribe -np"
-
-static char path_buf[8][4200];
-static int path_next;
-
-/* A path in the test's temp dir (a few live at once). */
-static const char *tmp_path(const char *name)
-{
-    char *p = path_buf[path_next++ % 8];
-    snprintf(p, sizeof path_buf[0], "%s/%s", tu_tmpdir, name);
-    return p;
-}
-
-/* Runs `mpirun -np N moesched ARGS` (the binary of MOESCHED_BUILD). */
-static tu_output mpi_run(int np, const char *fmt, ...)
-{
-    char args[8192];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
-    va_end(ap);
-    char cmd[32768], o[4200], e[4200];
-    snprintf(o, sizeof o, "%s/stdout", tu_tmpdir);
-    snprintf(e, sizeof e, "%s/stderr", tu_tmpdir);
-    snprintf(cmd, sizeof cmd, "%s %d %s %s >%s 2>%s </dev/null", MPIRUN, np, tu_bin, args, o, e);
-    int st = system(cmd);
-    tu_output r = {WIFEXITED(st) ? WEXITSTATUS(st) : 128, tu_slurp(o), tu_slurp(e)};
-    return r;
-}
-
-static void expect_contains(const char *hay, const char *needle)
-{
-    if (!strstr(hay, needle)) fail_msg("expected '%s' in:\n%s", needle, hay);
-}
-
 /* The default profiles built into path. */
 static void build_default(const char *path)
 {
-    glob_t gl;
-    assert_int_equal(glob(MS_SOURCE_DIR "/costdb/profiles/*.sql", 0, NULL, &gl), 0);
     ms_err err = {{0}};
-    if (cdb_build(path, (const char *const *)gl.gl_pathv, (int)gl.gl_pathc, &err) != 0)
-        fail_msg("%s", err.msg);
-    globfree(&gl);
+    if (tu_db_build(path, &err) != 0) fail_msg("%s", err.msg);
 }
 
 static int file_exists(const char *p)
@@ -82,15 +43,13 @@ static void no_leftovers(const char *db)
 static void test_quick_new_db(void **state)
 {
     (void)state;
-    const char *db = tmp_path("new.db");
-    tu_output r = mpi_run(2, "calibrate --backend host --db %s --quick", db);
+    const char *db = tu_tmp_path("new.db");
+    tu_output r = tu_mpi_run(2, "calibrate --backend host --db %s --quick", db);
     if (r.status != 0) fail_msg("calibrate failed (%d): %s\n%.2000s", r.status, r.err, r.out);
-    expect_contains(r.out, "size(B)");
-    expect_contains(r.out, "algbw(GB/s)");
-    expect_contains(r.out, "busbw(GB/s)");
-    expect_contains(r.out, "# allreduce, 2 ranks (busbw = algbw x 2(n-1)/n = 1)");
-    expect_contains(r.out, "# allgather, 2 ranks (busbw = algbw x (n-1)/n = 0.5)");
-    expect_contains(r.out, "wrote calibration run 1 to");
+    tu_expect_contains_all(r.out, "size(B)", "algbw(GB/s)", "busbw(GB/s)",
+                           "# allreduce, 2 ranks (busbw = algbw x 2(n-1)/n = 1)",
+                           "# allgather, 2 ranks (busbw = algbw x (n-1)/n = 0.5)",
+                           "wrote calibration run 1 to", NULL);
     tu_release(&r);
     no_leftovers(db);
 
@@ -120,14 +79,12 @@ static void test_quick_new_db(void **state)
 
     r = tu_run("db --db %s --json", db);
     assert_int_equal(r.status, 0);
-    expect_contains(r.out, "\"backend\":\"host\"");
-    expect_contains(r.out, "\"versions\":\"MPI: ");
-    expect_contains(r.out, "BLAS: OpenBLAS");
-    expect_contains(r.out, "\"source\":\"measured\"");
+    tu_expect_contains_all(r.out, "\"backend\":\"host\"", "\"versions\":\"MPI: ",
+                           "BLAS: OpenBLAS", "\"source\":\"measured\"", NULL);
     tu_release(&r);
 
     /* the simulator runs on it, and its answer differs from the datasheet guess */
-    const char *g = tmp_path("g.tg");
+    const char *g = tu_tmp_path("g.tg");
     tu_write_file(g, "tg 1\n"
                      "task 0 rank=0 stream=compute op=gemm m=64 n=512 k=512\n"
                      "task 1 rank=0 stream=comm op=xchg send=1:65536 after=0\n"
@@ -150,22 +107,22 @@ static void test_quick_new_db(void **state)
 static void test_extend_existing(void **state)
 {
     (void)state;
-    const char *db = tmp_path("ext.db");
+    const char *db = tu_tmp_path("ext.db");
     build_default(db);
     for (int run = 1; run <= 2; run++) {
-        tu_output r = mpi_run(2, "calibrate --backend host --db %s --quick --device my-cpu", db);
+        tu_output r = tu_mpi_run(2, "calibrate --backend host --db %s --quick --device my-cpu", db);
         if (r.status != 0) fail_msg("run %d failed (%d): %s\n%.2000s", run, r.status, r.err, r.out);
         char want[64];
         snprintf(want, sizeof want, "wrote calibration run %d to", run);
-        expect_contains(r.out, want);
+        tu_expect_contains(r.out, want);
         tu_release(&r);
     }
     tu_output r = tu_run("db --db %s --json", db);
     assert_int_equal(r.status, 0);
     /* a new device row, measured, for the name given */
-    expect_contains(r.out, "{\"name\":\"my-cpu\",\"kind\":\"cpu\"");
-    expect_contains(r.out, "\"calibration_runs\":[{\"id\":1,");
-    expect_contains(r.out, "{\"id\":2,");
+    tu_expect_contains(r.out, "{\"name\":\"my-cpu\",\"kind\":\"cpu\"");
+    tu_expect_contains(r.out, "\"calibration_runs\":[{\"id\":1,");
+    tu_expect_contains(r.out, "{\"id\":2,");
     tu_release(&r);
     ms_err err = {{0}};
     cdb *h = cdb_open(db, &err);
@@ -175,7 +132,7 @@ static void test_extend_existing(void **state)
     assert_string_equal(m->source, "measured");
     /* run 2's model is selected: its id is the newest of the device's gemm models */
     r = tu_run("db --db %s", db);
-    expect_contains(r.out, "run 2");
+    tu_expect_contains(r.out, "run 2");
     tu_release(&r);
     cdb_close(h);
 }
@@ -206,14 +163,14 @@ static void assert_same_bytes(const unsigned char *a, size_t na, const char *pat
 static void test_refuse_non_db(void **state)
 {
     (void)state;
-    const char *txt = tmp_path("notes.db");
+    const char *txt = tu_tmp_path("notes.db");
     tu_write_file(txt, "these are my notes, not a database\n");
     size_t n;
     unsigned char *before = read_all(txt, &n);
-    tu_output r = mpi_run(2, "calibrate --backend host --db %s --quick", txt);
+    tu_output r = tu_mpi_run(2, "calibrate --backend host --db %s --quick", txt);
     assert_int_equal(r.status, 1);
-    expect_contains(r.err, "not a moesched cost database");
-    expect_contains(r.err, "left untouched");
+    tu_expect_contains(r.err, "not a moesched cost database");
+    tu_expect_contains(r.err, "left untouched");
     tu_release(&r);
     assert_same_bytes(before, n, txt);
     free(before);
@@ -222,13 +179,13 @@ static void test_refuse_non_db(void **state)
     /* usage errors need no database */
     r = tu_run("calibrate --backend host --quick");
     assert_int_equal(r.status, 2);
-    expect_contains(r.err, "--backend and --db are required");
+    tu_expect_contains(r.err, "--backend and --db are required");
     tu_release(&r);
-    r = tu_run("calibrate --backend nope --db %s", tmp_path("x.db"));
+    r = tu_run("calibrate --backend nope --db %s", tu_tmp_path("x.db"));
     assert_int_equal(r.status, 2);
-    expect_contains(r.err, "unknown backend 'nope'");
+    tu_expect_contains(r.err, "unknown backend 'nope'");
     tu_release(&r);
-    assert_false(file_exists(tmp_path("x.db")));
+    assert_false(file_exists(tu_tmp_path("x.db")));
 }
 
 /* Killed while measuring (SIGTERM or SIGINT to mpirun, which forwards it), a calibration
@@ -238,20 +195,19 @@ static void test_interrupt_while_measuring(void **state)
     (void)state;
     static const char *const sigs[] = {"TERM", "INT"};
     for (size_t k = 0; k < 2; k++) {
-        const char *db = tmp_path("kill.db");
+        const char *db = tu_tmp_path("kill.db");
         build_default(db);
         size_t n;
         unsigned char *before = read_all(db, &n);
         /* the full grid takes about a minute: stop it 2 s in */
-        char cmd[20000];
+        char cmd[20000], mpirun[128];
         snprintf(cmd, sizeof cmd,
-                 "%s 2 %s calibrate --backend host --db %s >%s/kill.out 2>&1 </dev/null & "
+                 "%s%s calibrate --backend host --db %s >%s/kill.out 2>&1 </dev/null & "
                  "pid=$!; sleep 2; kill -%s $pid; wait $pid; echo $? >%s/kill.rc",
-                 MPIRUN, tu_bin, db, tu_tmpdir, sigs[k], tu_tmpdir);
+                 tu_mpirun_prefix(mpirun, sizeof mpirun, 2), tu_bin, db, tu_tmpdir, sigs[k],
+                 tu_tmpdir);
         assert_int_equal(system(cmd), 0);
-        char rcpath[4300];
-        snprintf(rcpath, sizeof rcpath, "%s/kill.rc", tu_tmpdir);
-        char *rc = tu_slurp(rcpath);
+        char *rc = tu_slurp(tu_tmp_path("kill.rc"));
         if (atoi(rc) == 0) fail_msg("calibration was not interrupted (rc %s)", rc);
         free(rc);
         assert_same_bytes(before, n, db);
@@ -266,23 +222,23 @@ static void test_interrupt_while_measuring(void **state)
 static void test_interrupt_before_commit(void **state)
 {
     (void)state;
-    const char *db = tmp_path("commit.db");
+    const char *db = tu_tmp_path("commit.db");
     build_default(db);
     size_t n;
     unsigned char *before = read_all(db, &n);
     /* mpirun -x passes the hook's variable to the ranks */
-    char cmd[20000], out[4300];
-    snprintf(out, sizeof out, "%s/commit.err", tu_tmpdir);
+    char cmd[20000], mpirun[128];
+    const char *out = tu_tmp_path("commit.err");
     snprintf(cmd, sizeof cmd,
-             "MOESCHED_CALIBRATE_SIGNAL_BEFORE_COMMIT=1 %s 2 -x "
+             "MOESCHED_CALIBRATE_SIGNAL_BEFORE_COMMIT=1 %s-x "
              "MOESCHED_CALIBRATE_SIGNAL_BEFORE_COMMIT %s calibrate --backend host --db %s "
              "--quick >/dev/null 2>%s </dev/null",
-             MPIRUN, tu_bin, db, out);
+             tu_mpirun_prefix(mpirun, sizeof mpirun, 2), tu_bin, db, out);
     int st = system(cmd);
     assert_true(WIFEXITED(st));
     assert_int_equal(WEXITSTATUS(st), 130);
     char *err = tu_slurp(out);
-    expect_contains(err, "interrupted");
+    tu_expect_contains(err, "interrupted");
     free(err);
     assert_same_bytes(before, n, db);
     free(before);
@@ -304,6 +260,29 @@ static ex_calib_point compute_point(const char *op, int nargs, const int64_t *ar
     p.mean_s = p.median_s = p.min_s = p.max_s = t;
     p.trials = 20;
     return p;
+}
+
+/* The fits of n points (ex_calib_fit_all, which must succeed); release with fits_free. */
+typedef struct fitted {
+    ex_calib_fit *fits;
+    ex_calib_comm_fit *cf;
+    size_t nf, nc;
+} fitted;
+
+static fitted fit_points(ex_calib_point *pts, size_t n, int force_piecewise)
+{
+    ex_calib_result res = {pts, n, 0};
+    fitted f;
+    ms_err err = {{0}};
+    if (ex_calib_fit_all(&res, force_piecewise, &f.fits, &f.nf, &f.cf, &f.nc, &err) != 0)
+        fail_msg("ex_calib_fit_all: %s", err.msg);
+    return f;
+}
+
+static void fits_free(fitted *f)
+{
+    free(f->fits);
+    free(f->cf);
 }
 
 /* Points on an exact line are fitted back exactly; an ffn made of such GEMMs is best
@@ -333,34 +312,27 @@ static void test_fits(void **state)
         c.nranks = 2, c.bytes = c.x = bytes, c.mean_s = 2e-5 + 2.5e-10 * bytes, c.trials = 20;
         pts[n++] = c;
     }
-    ex_calib_result res = {pts, n, 0};
-    ex_calib_fit *fits;
-    ex_calib_comm_fit *cf;
-    size_t nf, nc;
-    ms_err err = {{0}};
-    assert_int_equal(ex_calib_fit_all(&res, 0, &fits, &nf, &cf, &nc, &err), 0);
-    assert_int_equal(nf, 2);
-    assert_string_equal(fits[0].op, "gemm");
-    assert_true(fabs(fits[0].alpha_s - a) < 1e-9 * a + 1e-15);
-    assert_true(fabs(fits[0].beta_s - b) < 1e-9 * b);
-    assert_true(fits[0].r2 > 0.999999);
-    assert_true(fits[0].loo_linear < 1e-6);
-    assert_string_equal(fits[0].chosen, "linear");
-    assert_string_equal(fits[1].op, "ffn");
-    assert_true(fits[1].composed_err < 1e-9);
-    assert_string_equal(fits[1].chosen, "composed");
-    assert_int_equal(nc, 1);
-    assert_string_equal(cf[0].op, "xchg");
-    assert_true(fabs(cf[0].alpha_s - 2e-5) < 1e-12);
-    assert_true(fabs(cf[0].beta_s_per_byte - 2.5e-10) < 1e-18);
-    free(fits);
-    free(cf);
+    fitted f = fit_points(pts, n, 0);
+    assert_int_equal(f.nf, 2);
+    assert_string_equal(f.fits[0].op, "gemm");
+    assert_true(fabs(f.fits[0].alpha_s - a) < 1e-9 * a + 1e-15);
+    assert_true(fabs(f.fits[0].beta_s - b) < 1e-9 * b);
+    assert_true(f.fits[0].r2 > 0.999999);
+    assert_true(f.fits[0].loo_linear < 1e-6);
+    assert_string_equal(f.fits[0].chosen, "linear");
+    assert_string_equal(f.fits[1].op, "ffn");
+    assert_true(f.fits[1].composed_err < 1e-9);
+    assert_string_equal(f.fits[1].chosen, "composed");
+    assert_int_equal(f.nc, 1);
+    assert_string_equal(f.cf[0].op, "xchg");
+    assert_true(fabs(f.cf[0].alpha_s - 2e-5) < 1e-12);
+    assert_true(fabs(f.cf[0].beta_s_per_byte - 2.5e-10) < 1e-18);
+    fits_free(&f);
     /* --shapes forces piecewise everywhere */
-    assert_int_equal(ex_calib_fit_all(&res, 1, &fits, &nf, &cf, &nc, &err), 0);
-    assert_string_equal(fits[0].chosen, "piecewise");
-    assert_string_equal(fits[1].chosen, "piecewise");
-    free(fits);
-    free(cf);
+    f = fit_points(pts, n, 1);
+    assert_string_equal(f.fits[0].chosen, "piecewise");
+    assert_string_equal(f.fits[1].chosen, "piecewise");
+    fits_free(&f);
 }
 
 /* Points from a roofline (some compute-bound, some bound by their bytes) are fitted best by
@@ -389,24 +361,18 @@ static void test_fit_roofline(void **state)
         best_f = fmax(best_f, pts[i].x / pts[i].mean_s);
         best_b = fmax(best_b, pts[i].bytes / pts[i].mean_s);
     }
-    ex_calib_result res = {pts, n, 0};
-    ex_calib_fit *fits;
-    ex_calib_comm_fit *cf;
-    size_t nf, nc;
-    ms_err err = {{0}};
-    assert_int_equal(ex_calib_fit_all(&res, 0, &fits, &nf, &cf, &nc, &err), 0);
-    assert_string_equal(fits[0].op, "gemm");
-    assert_true(fabs(fits[0].peak_flops - best_f) < 1e-9 * best_f);
-    assert_true(fabs(fits[0].mem_bw_bytes_per_s - best_b) < 1e-9 * best_b);
-    if (strcmp(fits[0].chosen, "roofline"))
-        fail_msg("chosen %s (LOO linear %g, roofline %g)", fits[0].chosen, fits[0].loo_linear,
-                 fits[0].loo_roofline);
-    assert_true(fits[0].loo_roofline < 0.05);
-    assert_true(fits[0].loo_linear > 4 * fits[0].loo_roofline);
-    assert_true(fits[0].eff_max > 0 && fits[0].eff_max <= 1);
-    assert_true(fits[0].bw_eff > 0 && fits[0].bw_eff <= 1);
-    free(fits);
-    free(cf);
+    fitted f = fit_points(pts, n, 0);
+    assert_string_equal(f.fits[0].op, "gemm");
+    assert_true(fabs(f.fits[0].peak_flops - best_f) < 1e-9 * best_f);
+    assert_true(fabs(f.fits[0].mem_bw_bytes_per_s - best_b) < 1e-9 * best_b);
+    if (strcmp(f.fits[0].chosen, "roofline"))
+        fail_msg("chosen %s (LOO linear %g, roofline %g)", f.fits[0].chosen, f.fits[0].loo_linear,
+                 f.fits[0].loo_roofline);
+    assert_true(f.fits[0].loo_roofline < 0.05);
+    assert_true(f.fits[0].loo_linear > 4 * f.fits[0].loo_roofline);
+    assert_true(f.fits[0].eff_max > 0 && f.fits[0].eff_max <= 1);
+    assert_true(f.fits[0].bw_eff > 0 && f.fits[0].bw_eff <= 1);
+    fits_free(&f);
 }
 
 static void test_nccl_factors(void **state)
@@ -434,35 +400,32 @@ static void test_writer(void **state)
     assert_int_equal(glob(MS_SOURCE_DIR "/costdb/profiles/*.sql", 0, NULL, &gl), 0);
     const char *const *seed = (const char *const *)gl.gl_pathv;
     int nseed = (int)gl.gl_pathc;
-    const char *db = tmp_path("w.db");
+    const char *db = tu_tmp_path("w.db");
     unlink(db);
     int64_t g[3] = {64, 256, 256};
     ex_calib_point pts[2] = {compute_point("gemm", 3, g, 1e-4)};
     int64_t g2[3] = {128, 256, 256};
     pts[1] = compute_point("gemm", 3, g2, 2e-4);
     ex_calib_result res = {pts, 2, 0};
-    ex_calib_fit *fits;
-    ex_calib_comm_fit *cf;
-    size_t nf, nc;
+    fitted f = fit_points(pts, 2, 0);
     ms_err err = {{0}};
-    assert_int_equal(ex_calib_fit_all(&res, 0, &fits, &nf, &cf, &nc, &err), 0);
     cdb_run_row run = {"h", "2026-01-01", "host", "v", NULL};
     int64_t id = 0;
     /* cancelled before the commit: a missing file stays missing */
-    assert_int_equal(ex_calib_write(db, seed, nseed, &run, "host-cpu", "cpu", &res, fits, nf,
-                                    cf, nc, always, &id, &err),
+    assert_int_equal(ex_calib_write(db, seed, nseed, &run, "host-cpu", "cpu", &res, f.fits,
+                                    f.nf, f.cf, f.nc, always, &id, &err),
                      -1);
-    expect_contains(err.msg, "interrupted");
+    tu_expect_contains(err.msg, "interrupted");
     assert_false(file_exists(db));
     no_leftovers(db);
-    assert_int_equal(ex_calib_write(db, seed, nseed, &run, "host-cpu", "cpu", &res, fits, nf,
-                                    cf, nc, never, &id, &err),
+    assert_int_equal(ex_calib_write(db, seed, nseed, &run, "host-cpu", "cpu", &res, f.fits,
+                                    f.nf, f.cf, f.nc, never, &id, &err),
                      0);
     assert_int_equal(id, 1);
     size_t n0;
     unsigned char *before = read_all(db, &n0);
-    assert_int_equal(ex_calib_write(db, seed, nseed, &run, "host-cpu", "cpu", &res, fits, nf,
-                                    cf, nc, always, &id, &err),
+    assert_int_equal(ex_calib_write(db, seed, nseed, &run, "host-cpu", "cpu", &res, f.fits,
+                                    f.nf, f.cf, f.nc, always, &id, &err),
                      -1);
     assert_same_bytes(before, n0, db);
     cdb_writer *w = cdb_writer_begin(db, seed, nseed, &err);
@@ -482,24 +445,20 @@ static void test_writer(void **state)
     assert_true(fabs(s - 2e-4) < 1e-9);
     cdb_close(h);
     /* a text file is refused, untouched */
-    const char *txt = tmp_path("w.txt");
+    const char *txt = tu_tmp_path("w.txt");
     tu_write_file(txt, "not sqlite\n");
     assert_null(cdb_writer_begin(txt, seed, nseed, &err));
-    expect_contains(err.msg, "not a moesched cost database");
+    tu_expect_contains(err.msg, "not a moesched cost database");
     char *t = tu_slurp(txt);
     assert_string_equal(t, "not sqlite\n");
     free(t);
-    free(fits);
-    free(cf);
+    fits_free(&f);
     globfree(&gl);
 }
 
 int main(void)
 {
-    setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 0);
-    setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 0);
-    setenv("OMPI_MCA_rmaps_base_oversubscribe", "1", 0);
-    setenv("ASAN_OPTIONS", "detect_leaks=0", 0); /* MPI's own allocations under SAN=1 */
+    tu_mpi_timeout_s = 300;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fits),
         cmocka_unit_test(test_fit_roofline),
@@ -511,5 +470,5 @@ int main(void)
         cmocka_unit_test(test_interrupt_while_measuring),
         cmocka_unit_test(test_interrupt_before_commit),
     };
-    return cmocka_run_group_tests(tests, tu_cli_setup, tu_cli_teardown);
+    return cmocka_run_group_tests(tests, tu_mpi_setup, tu_cli_teardown);
 }

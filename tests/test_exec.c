@@ -32,73 +32,23 @@ static const char tiny_model[] =
 #define EXIT_USAGE_CODE 2 /* cli/cmd.h EXIT_USAGE */
 
 static char model_path[4200];
-static int have_mpirun;
 
 static int setup(void **state)
 {
-    if (tu_cli_setup(state) != 0) return -1;
-    snprintf(model_path, sizeof model_path, "%s/tiny.json", tu_tmpdir);
-    FILE *f = fopen(model_path, "w");
-    if (!f) return -1;
-    fputs(tiny_model, f);
-    fclose(f);
-    /* what CI (root, 2 cores) needs; MPI's own allocations are not ours to leak-check */
-    setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 1);
-    setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 1);
-    setenv("OMPI_MCA_rmaps_base_oversubscribe", "1", 1);
-    static char asan[1024];
-    const char *prev = getenv("ASAN_OPTIONS");
-    snprintf(asan, sizeof asan, "%s%sdetect_leaks=0", prev ? prev : "", prev && *prev ? ":" : "");
-    setenv("ASAN_OPTIONS", asan, 1);
-    have_mpirun = system("command -v mpirun >/dev/null 2>&1") == 0;
+    if (tu_mpi_setup(state) != 0) return -1;
+    snprintf(model_path, sizeof model_path, "%s", tu_tmp_path("tiny.json"));
+    tu_write_file(model_path, tiny_model);
     return 0;
-}
-
-/* Runs `mpirun -np N moesched ARGS` (under a 60 s timeout, so nothing can hang the
- * suite); also returns the wall time in seconds. */
-static tu_output mpi_run(int np, double *wall_s, const char *fmt, ...)
-{
-    char args[8192], cmd[32768], o[4200], e[4200];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
-    va_end(ap);
-    snprintf(o, sizeof o, "%s/stdout", tu_tmpdir);
-    snprintf(e, sizeof e, "%s/stderr", tu_tmpdir);
-    snprintf(cmd, sizeof cmd, "timeout 60 mpirun --oversubscribe -np %d %s %s >%s 2>%s </dev/null",
-             np, tu_bin, args, o, e);
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    int st = system(cmd);
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    if (wall_s) *wall_s = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
-    tu_output r = {WIFEXITED(st) ? WEXITSTATUS(st) : 128, tu_slurp(o), tu_slurp(e)};
-    return r;
-}
-
-#define NEED_MPI()                                                   \
-    do {                                                             \
-        if (!have_mpirun) {                                          \
-            fprintf(stderr, "mpirun not found: skipping\n");         \
-            skip();                                                  \
-        }                                                            \
-    } while (0)
-
-/* The reported check error, or -1 when the line is missing. */
-static double check_err(const char *out)
-{
-    const char *p = strstr(out, "max relative error ");
-    return p ? atof(p + strlen("max relative error ")) : -1;
 }
 
 static void expect_check_ok(int np, const char *flags)
 {
-    tu_output r = mpi_run(np, NULL, "exec --backend host --workload dep --model %s --seq 8 "
+    tu_output r = tu_mpi_run(np, "exec --backend host --workload dep --model %s --seq 8 "
                                     "--ma 2 --warmup 0 --check %s", model_path, flags);
     if (r.status != 0 || !strstr(r.out, ": ok"))
         fail_msg("np %d %s: status %d\nstdout:\n%s\nstderr:\n%s", np, flags, r.status, r.out,
                  r.err);
-    double e = check_err(r.out);
+    double e = tu_check_error(r.out);
     assert_true(e >= 0 && e <= 1e-4);
     tu_release(&r);
 }
@@ -106,7 +56,7 @@ static void expect_check_ok(int np, const char *flags)
 static void check_two_ranks(void **state)
 {
     (void)state;
-    NEED_MPI();
+    TU_NEED_MPI();
     expect_check_ok(2, "--sched naive --ag 1 --eg 1");
     expect_check_ok(2, "--sched pppipe --ag 1 --eg 1 --r1 2");
     expect_check_ok(2, "--sched findep --ag 1 --eg 1 --r1 2 --r2 4 --order aass");
@@ -116,7 +66,7 @@ static void check_two_ranks(void **state)
 static void check_four_ranks(void **state)
 {
     (void)state;
-    NEED_MPI();
+    TU_NEED_MPI();
     expect_check_ok(4, "--sched naive --ag 2 --eg 2");
     expect_check_ok(4, "--sched pppipe --ag 3 --eg 1 --r1 2");
     expect_check_ok(4, "--sched findep --ag 1 --eg 3 --r1 2 --r2 4 --routing zipf:1.2");
@@ -128,19 +78,19 @@ static void check_four_ranks(void **state)
 static void check_detects_corruption(void **state)
 {
     (void)state;
-    NEED_MPI();
-    tu_output r = mpi_run(2, NULL, "exec --backend host --workload dep --sched findep --model %s "
+    TU_NEED_MPI();
+    tu_output r = tu_mpi_run(2, "exec --backend host --workload dep --sched findep --model %s "
                                    "--seq 8 --ma 2 --ag 1 --eg 1 --r1 2 --r2 2 --warmup 0 --check",
                           model_path);
     assert_int_equal(r.status, 0);
     tu_release(&r);
     setenv("MOESCHED_CHECK_CORRUPT", "1", 1);
-    r = mpi_run(2, NULL, "exec --backend host --workload dep --sched findep --model %s --seq 8 "
+    r = tu_mpi_run(2, "exec --backend host --workload dep --sched findep --model %s --seq 8 "
                          "--ma 2 --ag 1 --eg 1 --r1 2 --r2 2 --warmup 0 --check", model_path);
     unsetenv("MOESCHED_CHECK_CORRUPT");
     if (r.status == 0 || !strstr(r.err, "check failed") || !strstr(r.out, "FAILED"))
         fail_msg("corruption not detected: status %d\n%s\n%s", r.status, r.out, r.err);
-    assert_true(check_err(r.out) > 1e-4);
+    assert_true(tu_check_error(r.out) > 1e-4);
     tu_release(&r);
 }
 
@@ -148,35 +98,52 @@ static void check_detects_corruption(void **state)
 static void check_from_graph_file(void **state)
 {
     (void)state;
-    NEED_MPI();
+    TU_NEED_MPI();
     tu_output r = tu_run("graph --workload dep --sched findep --model %s --topo "
                          "host-cpu:nodes=1,gpus=2 --ag 1 --eg 1 --seq 8 --ma 2 --r1 2 --r2 2 "
                          "--out %s/f.tg", model_path, tu_tmpdir);
     assert_int_equal(r.status, 0);
     tu_release(&r);
-    r = mpi_run(2, NULL, "exec --backend host --graph %s/f.tg --model %s --warmup 0 --check",
+    r = tu_mpi_run(2, "exec --backend host --graph %s/f.tg --model %s --warmup 0 --check",
                 tu_tmpdir, model_path);
-    if (r.status != 0 || check_err(r.out) != 0.0)
+    if (r.status != 0 || tu_check_error(r.out) != 0.0)
         fail_msg("status %d\n%s\n%s", r.status, r.out, r.err);
     tu_release(&r);
-    r = mpi_run(2, NULL, "exec --backend host --graph %s/f.tg --check", tu_tmpdir);
+    r = tu_mpi_run(2, "exec --backend host --graph %s/f.tg --check", tu_tmpdir);
     assert_int_equal(r.status, EXIT_USAGE_CODE);
     assert_non_null(strstr(r.err, "needs --model"));
     tu_release(&r);
     /* a model that does not match the graph */
-    r = mpi_run(2, NULL, "exec --backend host --graph %s/f.tg --model deepseek-v2-lite --layers 3 "
+    r = tu_mpi_run(2, "exec --backend host --graph %s/f.tg --model deepseek-v2-lite --layers 3 "
                          "--check", tu_tmpdir);
     assert_int_not_equal(r.status, 0);
     assert_non_null(strstr(r.err, "give the model the graph was built for"));
     tu_release(&r);
-    char path[4300];
-    snprintf(path, sizeof path, "%s/plain.tg", tu_tmpdir);
+    const char *path = tu_tmp_path("plain.tg");
     tu_write_file(path, "tg 1\n"
                         "task 0 rank=0 stream=compute op=gemm m=8 n=8 k=8 label=mm\n"
                         "task 1 rank=1 stream=compute op=gemm m=8 n=8 k=8 label=mm\n");
-    r = mpi_run(2, NULL, "exec --backend host --graph %s --model %s --check", path, model_path);
+    r = tu_mpi_run(2, "exec --backend host --graph %s --model %s --check", path, model_path);
     assert_int_not_equal(r.status, 0);
     assert_non_null(strstr(r.err, "label not of the DEP form"));
+    tu_release(&r);
+}
+
+/* Runs the graph text (written to the temp file name) on 2 ranks with flags: the job must
+ * fail within max_wall_s, saying each of the strings after max_wall_s (a NULL ends them)
+ * on stderr. */
+static void expect_job_fails(const char *name, const char *graph, const char *flags,
+                             double max_wall_s, ...)
+{
+    const char *path = tu_tmp_path(name);
+    tu_write_file(path, graph);
+    tu_output r = tu_mpi_run(2, "exec --backend host --graph %s %s", path, flags);
+    assert_int_not_equal(r.status, 0);
+    va_list ap;
+    va_start(ap, max_wall_s);
+    tu_vexpect_contains_all(r.err, ap);
+    va_end(ap);
+    assert_true(r.wall_s < max_wall_s);
     tu_release(&r);
 }
 
@@ -185,22 +152,15 @@ static void check_from_graph_file(void **state)
 static void watchdog_names_the_stuck_task(void **state)
 {
     (void)state;
-    NEED_MPI();
-    char path[4300];
-    snprintf(path, sizeof path, "%s/hang.tg", tu_tmpdir);
-    tu_write_file(path, "tg 1\n"
-                        "task 0 rank=0 stream=compute op=delay us=10000000 label=slow\n"
-                        "task 1 rank=0 stream=a2e op=xchg send=1:1024 after=0 label=send\n"
-                        "task 2 rank=1 stream=a2e op=xchg recv=0:1024 label=recv\n"
-                        "task 3 rank=1 stream=compute op=gemm m=64 n=64 k=64 after=2\n");
-    double wall = 0;
-    tu_output r = mpi_run(2, &wall, "exec --backend host --graph %s --watchdog 0.5", path);
-    assert_int_not_equal(r.status, 0);
-    if (!strstr(r.err, "watchdog: rank 0") || !strstr(r.err, "stream compute") ||
-        !strstr(r.err, "task 0 (slow)"))
-        fail_msg("unexpected message:\n%s", r.err);
-    assert_true(wall < 8.0);
-    tu_release(&r);
+    TU_NEED_MPI();
+    expect_job_fails("hang.tg",
+                     "tg 1\n"
+                     "task 0 rank=0 stream=compute op=delay us=10000000 label=slow\n"
+                     "task 1 rank=0 stream=a2e op=xchg send=1:1024 after=0 label=send\n"
+                     "task 2 rank=1 stream=a2e op=xchg recv=0:1024 label=recv\n"
+                     "task 3 rank=1 stream=compute op=gemm m=64 n=64 k=64 after=2\n",
+                     "--watchdog 0.5", 8.0, "watchdog: rank 0", "stream compute",
+                     "task 0 (slow)", NULL);
 }
 
 /* A task that fails on rank 0 (attention with 3 heads over 2 KV heads) while rank 1
@@ -208,48 +168,44 @@ static void watchdog_names_the_stuck_task(void **state)
 static void failing_task_ends_the_job(void **state)
 {
     (void)state;
-    NEED_MPI();
-    char path[4300];
-    snprintf(path, sizeof path, "%s/bad.tg", tu_tmpdir);
-    tu_write_file(path, "tg 1\n"
-                        "task 0 rank=0 stream=compute op=attn b=1 sq=4 skv=4 h=3 hkv=2 dk=4 dv=4 "
-                        "label=badattn\n"
-                        "task 1 rank=0 stream=x op=xchg send=1:64 after=0\n"
-                        "task 2 rank=1 stream=x op=xchg recv=0:64\n");
-    double wall = 0;
-    tu_output r = mpi_run(2, &wall, "exec --backend host --graph %s", path);
-    assert_int_not_equal(r.status, 0);
-    if (!strstr(r.err, "rank 0: task 0 (badattn) on rank 0 stream compute: attention failed"))
-        fail_msg("unexpected message:\n%s", r.err);
-    assert_true(wall < 30.0); /* well under the 60 s default watchdog */
-    tu_release(&r);
+    TU_NEED_MPI();
+    /* 30 s: well under the 60 s default watchdog */
+    expect_job_fails("bad.tg",
+                     "tg 1\n"
+                     "task 0 rank=0 stream=compute op=attn b=1 sq=4 skv=4 h=3 hkv=2 dk=4 dv=4 "
+                     "label=badattn\n"
+                     "task 1 rank=0 stream=x op=xchg send=1:64 after=0\n"
+                     "task 2 rank=1 stream=x op=xchg recv=0:64\n",
+                     "", 30.0,
+                     "rank 0: task 0 (badattn) on rank 0 stream compute: attention failed", NULL);
 }
 
 static void rank_count_and_backend_errors(void **state)
 {
     (void)state;
-    NEED_MPI();
-    char path[4300];
-    snprintf(path, sizeof path, "%s/two.tg", tu_tmpdir);
-    tu_write_file(path, "tg 1\n"
+    TU_NEED_MPI();
+    tu_write_file(tu_tmp_path("two.tg"), "tg 1\n"
                         "task 0 rank=0 stream=compute op=delay us=10\n"
                         "task 1 rank=1 stream=compute op=delay us=10\n");
-    tu_output r = mpi_run(3, NULL, "exec --backend host --graph %s", path);
-    assert_int_equal(r.status, 1);
-    assert_non_null(strstr(r.err, "the graph has 2 ranks but 3 MPI processes were started"));
-    tu_release(&r);
-    r = mpi_run(2, NULL, "exec --backend tpu --graph %s", path);
-    assert_int_equal(r.status, EXIT_USAGE_CODE);
-    assert_non_null(strstr(r.err, "unknown backend 'tpu'"));
-    tu_release(&r);
-    r = mpi_run(2, NULL, "exec --graph %s", path);
-    assert_int_equal(r.status, EXIT_USAGE_CODE);
-    assert_non_null(strstr(r.err, "--backend"));
-    tu_release(&r);
-    r = mpi_run(2, NULL, "exec --backend host --graph %s/missing.tg", tu_tmpdir);
-    assert_int_equal(r.status, 1);
-    assert_non_null(strstr(r.err, "missing.tg"));
-    tu_release(&r);
+    static const struct {
+        int np;
+        const char *flags, *graph; /* graph: a file in the temp dir */
+        int status;
+        const char *err;
+    } cases[] = {
+        {3, "--backend host", "two.tg", 1,
+         "the graph has 2 ranks but 3 MPI processes were started"},
+        {2, "--backend tpu", "two.tg", EXIT_USAGE_CODE, "unknown backend 'tpu'"},
+        {2, "", "two.tg", EXIT_USAGE_CODE, "--backend"},
+        {2, "--backend host", "missing.tg", 1, "missing.tg"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        tu_output r = tu_mpi_run(cases[i].np, "exec %s --graph %s", cases[i].flags,
+                                 tu_tmp_path(cases[i].graph));
+        assert_int_equal(r.status, cases[i].status);
+        assert_non_null(strstr(r.err, cases[i].err));
+        tu_release(&r);
+    }
 }
 
 /* Measured times respect the graph: rank 1's compute waits for rank 0's 30 ms delay
@@ -258,10 +214,8 @@ static void rank_count_and_backend_errors(void **state)
 static void timeline_and_trace(void **state)
 {
     (void)state;
-    NEED_MPI();
-    char path[4300], trace[4300];
-    snprintf(path, sizeof path, "%s/chain.tg", tu_tmpdir);
-    snprintf(trace, sizeof trace, "%s/trace.json", tu_tmpdir);
+    TU_NEED_MPI();
+    const char *path = tu_tmp_path("chain.tg"), *trace = tu_tmp_path("trace.json");
     tu_write_file(path, "tg 1\n"
                         "task 0 rank=0 stream=compute op=delay us=30000 label=A\n"
                         "task 1 rank=0 stream=a2e op=xchg send=1:65536 after=0 label=X\n"
@@ -269,7 +223,7 @@ static void timeline_and_trace(void **state)
                         "task 3 rank=1 stream=compute op=delay us=10000 after=2 label=B\n"
                         "task 4 rank=1 stream=compute op=gemm m=32 n=32 k=32 label=G\n"
                         "task 5 rank=0 stream=coll op=delay us=5000 after=1 label=C\n");
-    tu_output r = mpi_run(2, NULL, "exec --backend host --graph %s --json --trace %s", path,
+    tu_output r = tu_mpi_run(2, "exec --backend host --graph %s --json --trace %s", path,
                           trace);
     if (r.status != 0) fail_msg("status %d\n%s\n%s", r.status, r.out, r.err);
     cJSON *j = cJSON_Parse(r.out);

@@ -31,74 +31,27 @@ static const char swiglu_model[] =
     " \"torch_dtype\": \"float32\"}\n";
 
 static char model_path[4200], swiglu_path[4200];
-static int have_mpirun;
-
-static int write_file(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    if (!f) return -1;
-    fputs(text, f);
-    return fclose(f);
-}
 
 static int setup(void **state)
 {
-    if (tu_cli_setup(state) != 0) return -1;
-    snprintf(model_path, sizeof model_path, "%s/tiny-train.json", tu_tmpdir);
-    snprintf(swiglu_path, sizeof swiglu_path, "%s/tiny-swiglu.json", tu_tmpdir);
-    if (write_file(model_path, tiny_model) || write_file(swiglu_path, swiglu_model)) return -1;
-    setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 1);
-    setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 1);
-    setenv("OMPI_MCA_rmaps_base_oversubscribe", "1", 1);
-    static char asan[1024];
-    const char *prev = getenv("ASAN_OPTIONS");
-    snprintf(asan, sizeof asan, "%s%sdetect_leaks=0", prev ? prev : "", prev && *prev ? ":" : "");
-    setenv("ASAN_OPTIONS", asan, 1);
-    have_mpirun = system("command -v mpirun >/dev/null 2>&1") == 0;
+    if (tu_mpi_setup(state) != 0) return -1;
+    snprintf(model_path, sizeof model_path, "%s", tu_tmp_path("tiny-train.json"));
+    snprintf(swiglu_path, sizeof swiglu_path, "%s", tu_tmp_path("tiny-swiglu.json"));
+    tu_write_file(model_path, tiny_model);
+    tu_write_file(swiglu_path, swiglu_model);
     return 0;
-}
-
-/* `mpirun -np N moesched ARGS` under a 60 s timeout. */
-static tu_output mpi_run(int np, const char *fmt, ...)
-{
-    char args[8192], cmd[32768], o[4200], e[4200];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
-    va_end(ap);
-    snprintf(o, sizeof o, "%s/stdout", tu_tmpdir);
-    snprintf(e, sizeof e, "%s/stderr", tu_tmpdir);
-    snprintf(cmd, sizeof cmd, "timeout 60 mpirun --oversubscribe -np %d %s %s >%s 2>%s </dev/null",
-             np, tu_bin, args, o, e);
-    int st = system(cmd);
-    tu_output r = {WIFEXITED(st) ? WEXITSTATUS(st) : 128, tu_slurp(o), tu_slurp(e)};
-    return r;
-}
-
-#define NEED_MPI()                                                   \
-    do {                                                             \
-        if (!have_mpirun) {                                          \
-            fprintf(stderr, "mpirun not found: skipping\n");         \
-            skip();                                                  \
-        }                                                            \
-    } while (0)
-
-static double check_err(const char *out)
-{
-    const char *p = strstr(out, "max relative error ");
-    return p ? atof(p + strlen("max relative error ")) : -1;
 }
 
 /* Runs a training step with --check on topology topo and returns the reported error;
  * fails the test unless the check passed. */
 static double expect_ok(int np, const char *model, const char *topo_spec, const char *flags)
 {
-    tu_output r = mpi_run(np, "exec --backend host --workload train --model %s --topo %s "
+    tu_output r = tu_mpi_run(np, "exec --backend host --workload train --model %s --topo %s "
                               "--batch 2 --seq 8 --warmup 0 --check %s", model, topo_spec, flags);
     if (r.status != 0 || !strstr(r.out, ": ok"))
         fail_msg("np %d %s %s: status %d\nstdout:\n%s\nstderr:\n%s", np, topo_spec, flags, r.status,
                  r.out, r.err);
-    double e = check_err(r.out);
+    double e = tu_check_error(r.out);
     if (!(e >= 0 && e <= 1e-4)) fail_msg("np %d %s %s: error %g", np, topo_spec, flags, e);
     tu_release(&r);
     return e;
@@ -107,7 +60,7 @@ static double expect_ok(int np, const char *model, const char *topo_spec, const 
 static void two_ranks(void **state)
 {
     (void)state;
-    NEED_MPI();
+    TU_NEED_MPI();
     /* EP 2 (inter-node all-to-all, no ESP collectives) */
     expect_ok(2, model_path, "host-cpu:nodes=2,gpus=1", "--sched dsmoe");
     expect_ok(2, model_path, "host-cpu:nodes=2,gpus=1", "--sched tutel --r 2");
@@ -121,7 +74,7 @@ static void two_ranks(void **state)
 static void four_ranks(void **state)
 {
     (void)state;
-    NEED_MPI();
+    TU_NEED_MPI();
     const char *two_by_two = "host-cpu:nodes=2,gpus=2"; /* EP 2 x ESP 2 */
     expect_ok(4, model_path, two_by_two, "--sched dsmoe");
     expect_ok(4, model_path, two_by_two, "--sched tutel --r 2");
@@ -136,20 +89,20 @@ static void four_ranks(void **state)
 static void expect_fail(int np, const char *corrupt, const char *flags)
 {
     setenv("MOESCHED_CHECK_CORRUPT", corrupt, 1);
-    tu_output r = mpi_run(np, "exec --backend host --workload train --model %s --topo "
+    tu_output r = tu_mpi_run(np, "exec --backend host --workload train --model %s --topo "
                               "host-cpu:nodes=2,gpus=%d --batch 2 --seq 8 --warmup 0 --check %s",
                           model_path, np / 2, flags);
     unsetenv("MOESCHED_CHECK_CORRUPT");
     if (r.status == 0 || !strstr(r.err, "check failed") || !strstr(r.out, "FAILED"))
         fail_msg("corruption %s not detected: status %d\n%s\n%s", corrupt, r.status, r.out, r.err);
-    assert_true(check_err(r.out) > 1e-3);
+    assert_true(tu_check_error(r.out) > 1e-3);
     tu_release(&r);
 }
 
 static void corruption_fails(void **state)
 {
     (void)state;
-    NEED_MPI();
+    TU_NEED_MPI();
     expect_fail(4, "1", "--sched fsmoe --rf 1,2,4 --rb 4,1,2"); /* one expert dgrad row x 1.01 */
     expect_fail(2, "2", "--sched dsmoe");                        /* one dense gradient x 1.01 */
 }
@@ -157,18 +110,18 @@ static void corruption_fails(void **state)
 static void model_mismatch(void **state)
 {
     (void)state;
-    NEED_MPI();
-    char g[4300];
-    snprintf(g, sizeof g, "%s/train.tg", tu_tmpdir);
+    TU_NEED_MPI();
+    const char *g = tu_tmp_path("train.tg");
     tu_output r = tu_run("graph --workload train --sched tutel --r 2 --model %s --topo "
                          "host-cpu:nodes=2,gpus=1 --batch 2 --seq 8 --out %s", model_path, g);
     assert_int_equal(r.status, 0);
     tu_release(&r);
     /* the graph file with its own model passes; another model is refused, naming it */
-    r = mpi_run(2, "exec --backend host --graph %s --model %s --warmup 0 --check", g, model_path);
+    const char *check = "exec --backend host --graph %s --model %s --warmup 0 --check";
+    r = tu_mpi_run(2, check, g, model_path);
     if (r.status != 0 || !strstr(r.out, ": ok")) fail_msg("%s\n%s", r.out, r.err);
     tu_release(&r);
-    r = mpi_run(2, "exec --backend host --graph %s --model %s --warmup 0 --check", g, swiglu_path);
+    r = tu_mpi_run(2, check, g, swiglu_path);
     if (r.status == 0 || !strstr(r.err, "tiny-swiglu")) fail_msg("%s\n%s", r.out, r.err);
     tu_release(&r);
 }

@@ -20,15 +20,6 @@
 
 static char db_path[4200], trace_path[4200];
 
-static char *tmp_path(const char *name)
-{
-    static char buf[32][4200];
-    static int next;
-    char *b = buf[next++ & 31];
-    snprintf(b, sizeof buf[0], "%s/%s", tu_tmpdir, name);
-    return b;
-}
-
 /* Group setup: the binary, a tiny results database (1 model x 2 sizes x 4 schedulers)
  * and a trace of one simulated schedule. */
 static int setup(void **state)
@@ -76,13 +67,6 @@ static void expect_file(const char *path, const char *magic, size_t magic_len, l
 
 static const char PNG[] = "\x89PNG\r\n\x1a\n";
 
-static void expect_fail(tu_output *r, int status, const char *needle)
-{
-    if (r->status != status || !strstr(r->err, needle))
-        fail_msg("expected status %d and '%s' on stderr; got %d:\n%s%s", status, needle,
-                 r->status, r->err, r->out);
-}
-
 static int have_terminal(const char *name)
 {
     char cmd[256];
@@ -90,82 +74,77 @@ static int have_terminal(const char *name)
     return system(cmd) == 0;
 }
 
+/* Runs `moesched ARGS`, which must succeed and, when want is not NULL, say it on stdout. */
+static void expect_ok(const char *want, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    tu_output r = tu_vrun("", fmt, ap);
+    va_end(ap);
+    if (r.status != 0) fail_msg("plot failed:\n%s%s", r.out, r.err);
+    if (want) tu_expect_contains(r.out, want);
+    tu_release(&r);
+}
+
 static void throughput_png_and_data(void **state)
 {
     (void)state;
-    const char *out = tmp_path("figs/tp.png");
-    tu_output r = tu_run("plot throughput --db %s --out %s", db_path, out);
-    if (r.status != 0) fail_msg("plot failed:\n%s%s", r.out, r.err);
-    assert_non_null(strstr(r.out, "1 models, 4 schedulers, 2 cluster sizes"));
-    tu_release(&r);
+    const char *out = tu_tmp_path("figs/tp.png");
+    expect_ok("1 models, 4 schedulers, 2 cluster sizes", "plot throughput --db %s --out %s",
+              db_path, out);
     expect_file(out, PNG, 8, 2000);
     /* the data beside it: one block, rows 8 and 16 GPUs, a column per scheduler */
-    char *data = tu_slurp(tmp_path("figs/tp.tsv"));
-    assert_non_null(strstr(data, "# gpus\tnaive\tpppipe\tfindep\tsearch\n8\t"));
-    assert_non_null(strstr(data, "\n16\t"));
-    free(data);
+    tu_expect_file_contains(tu_tmp_path("figs/tp.tsv"),
+                            "# gpus\tnaive\tpppipe\tfindep\tsearch\n8\t", "\n16\t", NULL);
     /* --where narrows, and a bad one is a usage error */
-    r = tu_run("plot throughput --db %s --where 'gpus = 8' --out %s", db_path, out);
-    assert_int_equal(r.status, 0);
-    assert_non_null(strstr(r.out, "1 cluster sizes"));
-    tu_release(&r);
-    r = tu_run("plot throughput --db %s --where 'no_such_column = 1' --out %s", db_path, out);
-    expect_fail(&r, 2, "no such column");
+    expect_ok("1 cluster sizes", "plot throughput --db %s --where 'gpus = 8' --out %s", db_path,
+              out);
+    tu_output r =
+        tu_run("plot throughput --db %s --where 'no_such_column = 1' --out %s", db_path, out);
+    tu_expect_fail(&r, 2, "no such column");
     tu_release(&r);
     r = tu_run("plot throughput --db %s --where 'gpus = 3' --out %s", db_path, out);
-    expect_fail(&r, 1, "no finished points");
+    tu_expect_fail(&r, 1, "no finished points");
     tu_release(&r);
 }
 
 static void speedup_svg(void **state)
 {
     (void)state;
-    const char *out = tmp_path("sp.svg");
-    tu_output r = tu_run("plot speedup --db %s --base naive --out %s", db_path, out);
-    if (r.status != 0) fail_msg("plot failed:\n%s%s", r.out, r.err);
-    tu_release(&r);
+    const char *out = tu_tmp_path("sp.svg");
+    expect_ok(NULL, "plot speedup --db %s --base naive --out %s", db_path, out);
     char *svg = tu_slurp(out);
     assert_true(strlen(svg) > 2000);
-    assert_non_null(strstr(svg, "<svg"));
-    assert_non_null(strstr(svg, "speedup over naive"));
     free(svg);
+    tu_expect_file_contains(out, "<svg", "speedup over naive", NULL);
     /* every ratio over naive is a positive number */
-    char *data = tu_slurp(tmp_path("sp.tsv"));
-    assert_non_null(strstr(data, "# group\tpppipe\tfindep\tsearch\n"));
-    assert_non_null(strstr(data, "qwen3-30b-a3b 8 GPUs\t"));
+    const char *tsv = tu_tmp_path("sp.tsv");
+    tu_expect_file_contains(tsv, "# group\tpppipe\tfindep\tsearch\n", "qwen3-30b-a3b 8 GPUs\t",
+                            NULL);
+    char *data = tu_slurp(tsv);
     assert_null(strstr(data, "NA"));
     free(data);
-    r = tu_run("plot speedup --db %s --base warp --out %s", db_path, out);
-    expect_fail(&r, 1, "no points of baseline scheduler 'warp'");
+    tu_output r = tu_run("plot speedup --db %s --base warp --out %s", db_path, out);
+    tu_expect_fail(&r, 1, "no points of baseline scheduler 'warp'");
     tu_release(&r);
 }
 
 static void gantt_png_and_pdf(void **state)
 {
     (void)state;
-    const char *out = tmp_path("g.png");
-    tu_output r = tu_run("plot gantt --trace %s --out %s", trace_path, out);
-    if (r.status != 0) fail_msg("plot failed:\n%s%s", r.out, r.err);
+    const char *out = tu_tmp_path("g.png");
     /* 4 AG ranks x (compute, a2e, e2a) + 4 EG ranks x (compute, a2e, e2a) */
-    assert_non_null(strstr(r.out, "24 rows"));
-    tu_release(&r);
+    expect_ok("24 rows", "plot gantt --trace %s --out %s", trace_path, out);
     expect_file(out, PNG, 8, 2000);
-    char *data = tu_slurp(tmp_path("g.tsv"));
-    assert_non_null(strstr(data, "\tattn\n"));
-    assert_non_null(strstr(data, "\texpert\n"));
-    assert_non_null(strstr(data, "\ta2e\n"));
-    free(data);
-    r = tu_run("plot gantt --trace %s --ranks 4-5 --out %s", trace_path, out);
-    assert_int_equal(r.status, 0);
-    assert_non_null(strstr(r.out, "6 rows"));
-    tu_release(&r);
-    const char *pdf = tmp_path("g.pdf");
-    r = tu_run("plot gantt --trace %s --out %s", trace_path, pdf);
+    tu_expect_file_contains(tu_tmp_path("g.tsv"), "\tattn\n", "\texpert\n", "\ta2e\n", NULL);
+    expect_ok("6 rows", "plot gantt --trace %s --ranks 4-5 --out %s", trace_path, out);
+    const char *pdf = tu_tmp_path("g.pdf");
+    tu_output r = tu_run("plot gantt --trace %s --out %s", trace_path, pdf);
     if (have_terminal("pdfcairo")) {
         assert_int_equal(r.status, 0);
         expect_file(pdf, "%PDF", 4, 1000);
     } else {
-        expect_fail(&r, 1, "PDF needs gnuplot's cairo terminal");
+        tu_expect_fail(&r, 1, "PDF needs gnuplot's cairo terminal");
     }
     tu_release(&r);
 }
@@ -173,14 +152,12 @@ static void gantt_png_and_pdf(void **state)
 static void validate_png(void **state)
 {
     (void)state;
-    const char *out = tmp_path("v.png");
-    tu_output r = tu_run("plot validate --tasks tests/data/plot/validate-tasks.tsv --out %s", out);
-    if (r.status != 0) fail_msg("plot failed:\n%s%s", r.out, r.err);
+    const char *out = tu_tmp_path("v.png");
     /* 12 tasks; the median relative error of the sample is 8.0% */
-    assert_non_null(strstr(r.out, "12 tasks; median |measured/predicted - 1| 8.0%"));
-    tu_release(&r);
+    expect_ok("12 tasks; median |measured/predicted - 1| 8.0%",
+              "plot validate --tasks tests/data/plot/validate-tasks.tsv --out %s", out);
     expect_file(out, PNG, 8, 2000);
-    char *data = tu_slurp(tmp_path("v.tsv"));
+    char *data = tu_slurp(tu_tmp_path("v.tsv"));
     int lines = 0;
     for (char *p = data; *p; p++) lines += *p == '\n';
     assert_int_equal(lines, 13);
@@ -190,56 +167,56 @@ static void validate_png(void **state)
 static void bad_input_fails_clearly(void **state)
 {
     (void)state;
-    const char *out = tmp_path("bad.png");
-    tu_output r = tu_run("plot throughput --db %s --out %s", tmp_path("absent.db"), out);
-    expect_fail(&r, 1, "cannot read results database");
+    const char *out = tu_tmp_path("bad.png");
+    tu_output r = tu_run("plot throughput --db %s --out %s", tu_tmp_path("absent.db"), out);
+    tu_expect_fail(&r, 1, "cannot read results database");
     tu_release(&r);
     r = tu_run("plot throughput --db tests/data/plot/validate-tasks.tsv --out %s", out);
-    expect_fail(&r, 1, "not a sweep results database");
+    tu_expect_fail(&r, 1, "not a sweep results database");
     tu_release(&r);
-    r = tu_run("plot gantt --trace %s --out %s", tmp_path("absent.json"), out);
-    expect_fail(&r, 1, "cannot read trace");
+    r = tu_run("plot gantt --trace %s --out %s", tu_tmp_path("absent.json"), out);
+    tu_expect_fail(&r, 1, "cannot read trace");
     tu_release(&r);
-    const char *notjson = tmp_path("notrace.json");
+    const char *notjson = tu_tmp_path("notrace.json");
     tu_write_file(notjson, "{\"hello\": 1}\n");
     r = tu_run("plot gantt --trace %s --out %s", notjson, out);
-    expect_fail(&r, 1, "not a Chrome/Perfetto trace");
+    tu_expect_fail(&r, 1, "not a Chrome/Perfetto trace");
     tu_release(&r);
-    const char *tsv = tmp_path("bad-header.tsv");
+    const char *tsv = tu_tmp_path("bad-header.tsv");
     tu_write_file(tsv, "id\tpredicted\n1\t2\n");
     r = tu_run("plot validate --tasks %s --out %s", tsv, out);
-    expect_fail(&r, 1, "bad-header.tsv:1: expected the header");
+    tu_expect_fail(&r, 1, "bad-header.tsv:1: expected the header");
     tu_release(&r);
-    tsv = tmp_path("bad-row.tsv");
+    tsv = tu_tmp_path("bad-row.tsv");
     tu_write_file(tsv, "task_id\trank\tstream\tlabel\tpredicted_us\tmeasured_us\n"
                        "0\t0\tcompute\tL0.attn\t10\t11\n"
                        "1\t0\tcompute\tL0.attn\tten\t11\n");
     r = tu_run("plot validate --tasks %s --out %s", tsv, out);
-    expect_fail(&r, 1, "bad-row.tsv:3: predicted_us and measured_us");
+    tu_expect_fail(&r, 1, "bad-row.tsv:3: predicted_us and measured_us");
     tu_release(&r);
-    r = tu_run("plot validate --tasks %s --out %s", tmp_path("absent.tsv"), out);
-    expect_fail(&r, 1, "cannot read");
+    r = tu_run("plot validate --tasks %s --out %s", tu_tmp_path("absent.tsv"), out);
+    tu_expect_fail(&r, 1, "cannot read");
     tu_release(&r);
     /* no stale figure was left by the failures */
     assert_int_not_equal(access(out, F_OK), 0);
     /* unwritable output: its folder's parent is a file */
-    const char *file = tmp_path("plainfile");
+    const char *file = tu_tmp_path("plainfile");
     tu_write_file(file, "x");
     r = tu_run("plot throughput --db %s --out %s/x.png", db_path, file);
-    expect_fail(&r, 1, "cannot create the folder");
+    tu_expect_fail(&r, 1, "cannot create the folder");
     tu_release(&r);
     /* flags */
-    r = tu_run("plot throughput --db %s --out %s", db_path, tmp_path("x.jpg"));
-    expect_fail(&r, 2, "must end in .png, .svg or .pdf");
+    r = tu_run("plot throughput --db %s --out %s", db_path, tu_tmp_path("x.jpg"));
+    tu_expect_fail(&r, 2, "must end in .png, .svg or .pdf");
     tu_release(&r);
     r = tu_run("plot throughput");
-    expect_fail(&r, 2, "plot throughput needs --db");
+    tu_expect_fail(&r, 2, "plot throughput needs --db");
     tu_release(&r);
     r = tu_run("plot pie --db %s", db_path);
-    expect_fail(&r, 2, "unknown plot 'pie'");
+    tu_expect_fail(&r, 2, "unknown plot 'pie'");
     tu_release(&r);
     r = tu_run("plot");
-    expect_fail(&r, 2, "a plot kind is required");
+    tu_expect_fail(&r, 2, "a plot kind is required");
     tu_release(&r);
 }
 
@@ -249,10 +226,10 @@ static void missing_gnuplot_is_clear(void **state)
     /* tu_run prefixes the binary; an environment assignment goes before it */
     char cmd[8400];
     snprintf(cmd, sizeof cmd, "PATH=/nonexistent %s plot throughput --db %s --out %s >%s 2>&1",
-             tu_bin, db_path, tmp_path("nognuplot.png"), tmp_path("nognuplot.log"));
+             tu_bin, db_path, tu_tmp_path("nognuplot.png"), tu_tmp_path("nognuplot.log"));
     int st = system(cmd);
     assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 1);
-    char *log = tu_slurp(tmp_path("nognuplot.log"));
+    char *log = tu_slurp(tu_tmp_path("nognuplot.log"));
     assert_non_null(strstr(log, "gnuplot is not installed"));
     free(log);
 }

@@ -62,18 +62,9 @@ static const char SPEC_LONG[] =
     "  sched: [naive, findep]\n"
     "  seq: [256, 384, 512, 768, 1024, 2048]\n";
 
-static char *tmp_path(const char *name)
-{
-    static char buf[64][4200];
-    static int next;
-    char *b = buf[next++ & 63];
-    snprintf(b, sizeof buf[0], "%s/%s", tu_tmpdir, name);
-    return b;
-}
-
 static const char *write_spec(const char *name, const char *text)
 {
-    const char *p = tmp_path(name);
+    const char *p = tu_tmp_path(name);
     tu_write_file(p, text);
     return p;
 }
@@ -135,19 +126,12 @@ static int count_lines(const char *s)
     return n;
 }
 
-static void expect_fail(tu_output *r, int status, const char *needle)
-{
-    if (r->status != status || !strstr(r->err, needle))
-        fail_msg("expected status %d and '%s' on stderr; got %d:\n%s%s", status, needle,
-                 r->status, r->err, r->out);
-}
-
 /* ---- bad specs -------------------------------------------------------------------------- */
 
 static void bad_specs_name_file_and_line(void **state)
 {
     (void)state;
-    const char *db = tmp_path("bad.db");
+    const char *db = tu_tmp_path("bad.db");
     struct {
         const char *text, *needle;
     } cases[] = {
@@ -178,90 +162,85 @@ static void bad_specs_name_file_and_line(void **state)
         const char *spec = write_spec("bad.yaml", cases[i].text);
         unlink(db);
         tu_output r = tu_run("sweep %s --db %s", spec, db);
-        expect_fail(&r, 1, cases[i].needle);
+        tu_expect_fail(&r, 1, cases[i].needle);
         /* nothing was created */
         assert_int_not_equal(access(db, F_OK), 0);
         tu_release(&r);
     }
-    tu_output r = tu_run("sweep %s --db %s", tmp_path("absent.yaml"), db);
-    expect_fail(&r, 1, "cannot read spec");
+    tu_output r = tu_run("sweep %s --db %s", tu_tmp_path("absent.yaml"), db);
+    tu_expect_fail(&r, 1, "cannot read spec");
     tu_release(&r);
     r = tu_run("sweep %s --shard 2/2", write_spec("ok.yaml", SPEC_SMALL));
-    expect_fail(&r, 2, "--shard expects I/N");
+    tu_expect_fail(&r, 2, "--shard expects I/N");
     tu_release(&r);
     r = tu_run("sweep %s --jobs 0", write_spec("ok.yaml", SPEC_SMALL));
-    expect_fail(&r, 2, "--jobs must be");
+    tu_expect_fail(&r, 2, "--jobs must be");
     tu_release(&r);
 }
 
 /* ---- databases that must not be touched --------------------------------------------------- */
+
+/* A new SQLite database at path holding what sql makes. */
+static void make_sqlite(const char *path, const char *sql)
+{
+    sqlite3 *h = NULL;
+    assert_int_equal(sqlite3_open(path, &h), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(h, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(h);
+}
+
+/* `sweep SPEC --db DB` fails with status 1 saying needle (and also, when not NULL) on
+ * stderr, and leaves DB byte-identical. */
+static void expect_refused_untouched(const char *spec, const char *db, const char *needle,
+                                     const char *also)
+{
+    struct stat sb;
+    assert_int_equal(stat(db, &sb), 0);
+    size_t size = (size_t)sb.st_size;
+    char *before = tu_slurp(db);
+    tu_output r = tu_run("sweep %s --db %s", spec, db);
+    tu_expect_fail(&r, 1, needle);
+    if (also) assert_non_null(strstr(r.err, also));
+    tu_release(&r);
+    char *after = tu_slurp(db);
+    assert_int_equal(stat(db, &sb), 0);
+    assert_int_equal((size_t)sb.st_size, size);
+    assert_memory_equal(before, after, size);
+    free(before), free(after);
+}
 
 static void unwritable_and_foreign_databases_untouched(void **state)
 {
     (void)state;
     const char *spec = write_spec("small.yaml", SPEC_SMALL);
     /* a folder that cannot exist: its parent is a file */
-    const char *file = tmp_path("plainfile");
+    const char *file = tu_tmp_path("plainfile");
     tu_write_file(file, "x");
     tu_output r = tu_run("sweep %s --db %s/r.db", spec, file);
-    expect_fail(&r, 1, "cannot open results database");
+    tu_expect_fail(&r, 1, "cannot open results database");
     tu_release(&r);
 
     /* a results database of another schema version */
-    const char *old = tmp_path("v7.db");
-    sqlite3 *h = NULL;
-    assert_int_equal(sqlite3_open(old, &h), SQLITE_OK);
-    assert_int_equal(sqlite3_exec(h, "CREATE TABLE point (key TEXT PRIMARY KEY, x REAL);"
-                                     "INSERT INTO point VALUES ('a', 1.5);"
-                                     "PRAGMA application_id = 1836274519; PRAGMA user_version = 7;",
-                                  NULL, NULL, NULL),
-                     SQLITE_OK);
-    sqlite3_close(h);
-    char *before = tu_slurp(old);
-    struct stat sb;
-    assert_int_equal(stat(old, &sb), 0);
-    size_t size = (size_t)sb.st_size;
-    r = tu_run("sweep %s --db %s", spec, old);
-    expect_fail(&r, 1, "results schema version 7");
-    assert_non_null(strstr(r.err, "untouched"));
-    tu_release(&r);
-    char *after = tu_slurp(old);
-    assert_int_equal(stat(old, &sb), 0);
-    assert_int_equal((size_t)sb.st_size, size);
-    assert_memory_equal(before, after, size);
+    const char *old = tu_tmp_path("v7.db");
+    make_sqlite(old, "CREATE TABLE point (key TEXT PRIMARY KEY, x REAL);"
+                     "INSERT INTO point VALUES ('a', 1.5);"
+                     "PRAGMA application_id = 1836274519; PRAGMA user_version = 7;");
+    expect_refused_untouched(spec, old, "results schema version 7", "untouched");
     char side[4300];
     snprintf(side, sizeof side, "%s-wal", old);
     assert_int_not_equal(access(side, F_OK), 0);
-    free(before), free(after);
 
     /* another application's SQLite database, and a text file */
-    const char *other = tmp_path("other.db");
-    assert_int_equal(sqlite3_open(other, &h), SQLITE_OK);
-    assert_int_equal(sqlite3_exec(h, "CREATE TABLE t (a);", NULL, NULL, NULL), SQLITE_OK);
-    sqlite3_close(h);
-    before = tu_slurp(other);
-    assert_int_equal(stat(other, &sb), 0);
-    size = (size_t)sb.st_size;
-    r = tu_run("sweep %s --db %s", spec, other);
-    expect_fail(&r, 1, "not a sweep results database");
-    tu_release(&r);
-    after = tu_slurp(other);
-    assert_memory_equal(before, after, size);
-    free(before), free(after);
-
-    const char *text = tmp_path("notes.txt");
-    const char *notes = "these are my notes, not a database; they must survive.\n"
-                        "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\n";
-    tu_write_file(text, notes);
-    r = tu_run("sweep %s --db %s", spec, text);
-    expect_fail(&r, 1, "not an SQLite database");
-    tu_release(&r);
-    after = tu_slurp(text);
-    assert_string_equal(after, notes);
-    free(after);
+    const char *other = tu_tmp_path("other.db");
+    make_sqlite(other, "CREATE TABLE t (a);");
+    expect_refused_untouched(spec, other, "not a sweep results database", NULL);
+    const char *text = tu_tmp_path("notes.txt");
+    tu_write_file(text, "these are my notes, not a database; they must survive.\n"
+                        "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\n");
+    expect_refused_untouched(spec, text, "not an SQLite database", NULL);
     /* merge refuses them too, and leaves OUT as it was */
-    r = tu_run("sweep --merge %s %s", tmp_path("merged-bad.db"), old);
-    expect_fail(&r, 1, "results schema version 7");
+    r = tu_run("sweep --merge %s %s", tu_tmp_path("merged-bad.db"), old);
+    tu_expect_fail(&r, 1, "results schema version 7");
     tu_release(&r);
 }
 
@@ -271,7 +250,7 @@ static void sweep_records_and_resumes(void **state)
 {
     (void)state;
     const char *spec = write_spec("small.yaml", SPEC_SMALL);
-    const char *db = tmp_path("small.db");
+    const char *db = tu_tmp_path("small.db");
     tu_output r = tu_run("sweep %s --db %s --jobs 2", spec, db);
     if (r.status != 0) fail_msg("sweep failed:\n%s%s", r.out, r.err);
     assert_non_null(strstr(r.out, "8 points"));
@@ -368,13 +347,13 @@ static void killed_sweep_resumes_without_loss_or_duplicates(void **state)
 {
     (void)state;
     const char *spec = write_spec("long.yaml", SPEC_LONG);
-    const char *ref = tmp_path("long-ref.db"), *db = tmp_path("long-killed.db");
+    const char *ref = tu_tmp_path("long-ref.db"), *db = tu_tmp_path("long-killed.db");
     tu_output r = tu_run("sweep %s --db %s --jobs 2", spec, ref);
     if (r.status != 0) fail_msg("reference sweep failed:\n%s%s", r.out, r.err);
     tu_release(&r);
     assert_int_equal(db_int(ref, "SELECT count(*) FROM point WHERE status = 'ok'"), 24);
 
-    pid_t pid = spawn_sweep(spec, db, "1", tmp_path("killed.log"));
+    pid_t pid = spawn_sweep(spec, db, "1", tu_tmp_path("killed.log"));
     /* wait until a few points are in, then kill -9 */
     long long n = 0;
     for (int i = 0; i < 3000 && n < 5; i++) {
@@ -413,9 +392,9 @@ static void concurrent_sweeps_lose_nothing(void **state)
     (void)state;
     const char *s1 = write_spec("small.yaml", SPEC_SMALL);
     const char *s2 = write_spec("other.yaml", SPEC_OTHER);
-    const char *db = tmp_path("shared.db");
+    const char *db = tu_tmp_path("shared.db");
     /* different points at once, into a database that does not exist yet */
-    const char *la = tmp_path("a.log"), *lb = tmp_path("b.log");
+    const char *la = tu_tmp_path("a.log"), *lb = tu_tmp_path("b.log");
     pid_t a = spawn_sweep(s1, db, "2", la), b = spawn_sweep(s2, db, "2", lb);
     expect_exit_ok(a, la);
     expect_exit_ok(b, lb);
@@ -424,8 +403,8 @@ static void concurrent_sweeps_lose_nothing(void **state)
     assert_int_equal(db_int(db, "SELECT count(*) FROM point WHERE spec = 'other'"), 8);
     /* the same points four times at once, into a new database (all four race to create
      * the table): each point recorded once, all four succeed */
-    const char *db2 = tmp_path("same.db");
-    const char *logs[4] = {la, lb, tmp_path("c.log"), tmp_path("d.log")};
+    const char *db2 = tu_tmp_path("same.db");
+    const char *logs[4] = {la, lb, tu_tmp_path("c.log"), tu_tmp_path("d.log")};
     pid_t p[4];
     for (int i = 0; i < 4; i++) p[i] = spawn_sweep(s1, db2, "1", logs[i]);
     for (int i = 0; i < 4; i++) expect_exit_ok(p[i], logs[i]);
@@ -439,8 +418,8 @@ static void shards_are_disjoint_and_merge_unions(void **state)
 {
     (void)state;
     const char *spec = write_spec("small.yaml", SPEC_SMALL);
-    const char *d0 = tmp_path("shard0.db"), *d1 = tmp_path("shard1.db");
-    const char *d2 = tmp_path("shard2.db");
+    const char *d0 = tu_tmp_path("shard0.db"), *d1 = tu_tmp_path("shard1.db");
+    const char *d2 = tu_tmp_path("shard2.db");
     const char *dbs[3] = {d0, d1, d2};
     for (int i = 0; i < 3; i++) {
         tu_output r = tu_run("sweep %s --db %s --shard %d/3", spec, dbs[i], i);
@@ -452,7 +431,7 @@ static void shards_are_disjoint_and_merge_unions(void **state)
     long long n2 = db_int(d2, "SELECT count(*) FROM point");
     assert_int_equal(n0 + n1 + n2, 8);
     assert_true(n0 >= 2 && n1 >= 2 && n2 >= 2);
-    const char *m = tmp_path("merged.db");
+    const char *m = tu_tmp_path("merged.db");
     tu_output r = tu_run("sweep --merge %s %s %s %s", m, d0, d1, d2);
     if (r.status != 0) fail_msg("merge failed:\n%s%s", r.out, r.err);
     tu_release(&r);
@@ -460,7 +439,7 @@ static void shards_are_disjoint_and_merge_unions(void **state)
     assert_int_equal(db_int(m, "SELECT count(*) FROM point"), 8);
     assert_int_equal(db_int(m, "SELECT count(DISTINCT key) FROM point"), 8);
     /* the same as one unsharded run */
-    const char *whole = tmp_path("small.db");
+    const char *whole = tu_tmp_path("small.db");
     if (access(whole, F_OK) != 0) {
         r = tu_run("sweep %s --db %s --jobs 2", spec, whole);
         assert_int_equal(r.status, 0);
@@ -478,8 +457,8 @@ static void shards_are_disjoint_and_merge_unions(void **state)
     assert_int_equal(r.status, 0);
     assert_non_null(strstr(r.out, "0 to run"));
     tu_release(&r);
-    r = tu_run("sweep --merge %s %s", m, tmp_path("absent.db"));
-    expect_fail(&r, 1, "cannot read results database");
+    r = tu_run("sweep --merge %s %s", m, tu_tmp_path("absent.db"));
+    tu_expect_fail(&r, 1, "cannot read results database");
     tu_release(&r);
 }
 
@@ -492,9 +471,9 @@ static void progress_bar_on_a_terminal(void **state)
     const char *spec = write_spec("other.yaml", SPEC_OTHER);
     char cmd[16384];
     snprintf(cmd, sizeof cmd, "script -qec '%s sweep %s --db %s' /dev/null >%s 2>&1 </dev/null",
-             tu_bin, spec, tmp_path("tty.db"), tmp_path("tty.log"));
+             tu_bin, spec, tu_tmp_path("tty.db"), tu_tmp_path("tty.log"));
     int st = system(cmd);
-    char *log = tu_slurp(tmp_path("tty.log"));
+    char *log = tu_slurp(tu_tmp_path("tty.log"));
     if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) fail_msg("sweep on a pty failed:\n%s", log);
     /* one redrawn line with a bar, the count and an ETA; no per-point lines */
     assert_non_null(strstr(log, "\r["));
@@ -526,7 +505,7 @@ static void failed_and_timed_out_points_are_rows(void **state)
                                   "    flags: {workload: dep, sched: findep, method: search,\n"
                                   "            ag: ~, eg: ~, split: auto,\n"
                                   "            topo: \"h100:nodes=32\"}\n");
-    const char *db = tmp_path("fail.db");
+    const char *db = tu_tmp_path("fail.db");
     time_t t0 = time(NULL);
     tu_output r = tu_run("sweep %s --db %s --jobs 2 --point-timeout 4", spec, db);
     assert_true(time(NULL) - t0 < 30);

@@ -13,39 +13,6 @@
 
 #include "testutil.h"
 
-#define MPIRUN "timeout 300 mpirun --oversubscribe -np"
-
-static char path_buf[8][4200];
-static int path_next;
-
-static const char *tmp_path(const char *name)
-{
-    char *p = path_buf[path_next++ % 8];
-    snprintf(p, sizeof path_buf[0], "%s/%s", tu_tmpdir, name);
-    return p;
-}
-
-static tu_output mpi_run(int np, const char *fmt, ...)
-{
-    char args[8192];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
-    va_end(ap);
-    char cmd[32768], o[4200], e[4200];
-    snprintf(o, sizeof o, "%s/stdout", tu_tmpdir);
-    snprintf(e, sizeof e, "%s/stderr", tu_tmpdir);
-    snprintf(cmd, sizeof cmd, "%s %d %s %s >%s 2>%s </dev/null", MPIRUN, np, tu_bin, args, o, e);
-    int st = system(cmd);
-    tu_output r = {WIFEXITED(st) ? WEXITSTATUS(st) : 128, tu_slurp(o), tu_slurp(e)};
-    return r;
-}
-
-static void expect_contains(const char *hay, const char *needle)
-{
-    if (!strstr(hay, needle)) fail_msg("expected '%s' in:\n%s", needle, hay);
-}
-
 static const char *db_path;
 
 /* Two ranks, compute on both, one transfer each way, 7 tasks. */
@@ -70,9 +37,10 @@ static double num(const cJSON *o, const char *key)
 static void test_json_tsv_trace(void **state)
 {
     (void)state;
-    const char *g = tmp_path("g.tg"), *tsv = tmp_path("t.tsv"), *trace = tmp_path("t.json");
+    const char *g = tu_tmp_path("g.tg"), *tsv = tu_tmp_path("t.tsv");
+    const char *trace = tu_tmp_path("t.json");
     tu_write_file(g, graph_text);
-    tu_output r = mpi_run(2, "validate --backend host --db %s --graph %s --json --tasks %s "
+    tu_output r = tu_mpi_run(2, "validate --backend host --db %s --graph %s --json --tasks %s "
                              "--trace %s",
                           db_path, g, tsv, trace);
     if (r.status != 0) fail_msg("validate failed (%d):\n%s\n%s", r.status, r.out, r.err);
@@ -112,8 +80,8 @@ static void test_json_tsv_trace(void **state)
     int lines = 0;
     for (char *p = t; *p; p++) lines += *p == '\n';
     assert_int_equal(lines, 8);
-    expect_contains(t, "\n3\t1\tcompute\tb.ffn\t");
-    expect_contains(t, "\n1\t0\ta2e\ta.send\t");
+    tu_expect_contains(t, "\n3\t1\tcompute\tb.ffn\t");
+    tu_expect_contains(t, "\n1\t0\ta2e\ta.send\t");
     /* every measured duration is positive */
     char *line = strchr(t, '\n') + 1;
     for (int i = 0; i < 7; i++) {
@@ -128,8 +96,8 @@ static void test_json_tsv_trace(void **state)
     char *tr = tu_slurp(trace);
     cJSON *tj = cJSON_Parse(tr);
     if (!tj) fail_msg("trace is not JSON");
-    expect_contains(tr, "\"name\":\"rank 0 predicted\"");
-    expect_contains(tr, "\"name\":\"rank 1 measured\"");
+    tu_expect_contains(tr, "\"name\":\"rank 0 predicted\"");
+    tu_expect_contains(tr, "\"name\":\"rank 1 measured\"");
     int x = 0, pid_meas = 0;
     const cJSON *ev;
     cJSON_ArrayForEach(ev, cJSON_GetObjectItemCaseSensitive(tj, "traceEvents"))
@@ -150,9 +118,9 @@ static void test_json_tsv_trace(void **state)
 static void test_prediction_is_sim(void **state)
 {
     (void)state;
-    const char *g = tmp_path("g2.tg");
+    const char *g = tu_tmp_path("g2.tg");
     tu_write_file(g, graph_text);
-    tu_output r = mpi_run(2, "validate --backend host --db %s --graph %s --json --no-link-fit",
+    tu_output r = tu_mpi_run(2, "validate --backend host --db %s --graph %s --json --no-link-fit",
                           db_path, g);
     if (r.status != 0) fail_msg("validate failed:\n%s", r.err);
     cJSON *j = cJSON_Parse(r.out);
@@ -173,63 +141,52 @@ static void test_prediction_is_sim(void **state)
 static void test_workload_text(void **state)
 {
     (void)state;
-    tu_output r = mpi_run(2, "validate --backend host --db %s --workload dep --sched findep "
-                             "--model qwen3-30b-a3b --layers 1 --seq 4 --r1 2 --ma 1 --r2 2 "
-                             "--topo host-cpu:nodes=1,gpus=2 --ag 1 --eg 1 --warmup 0",
-                          db_path);
+    tu_output r = tu_mpi_run(2, "validate --backend host --db %s --workload dep --sched findep "
+                                "--model qwen3-30b-a3b --layers 1 --seq 4 --r1 2 --ma 1 --r2 2 "
+                                "--topo host-cpu:nodes=1,gpus=2 --ag 1 --eg 1 --warmup 0",
+                             db_path);
     if (r.status != 0) fail_msg("validate failed (%d):\n%s\n%s", r.status, r.out, r.err);
-    expect_contains(r.out, "predicted makespan");
-    expect_contains(r.out, "measured makespan");
-    expect_contains(r.out, "makespan error");
-    expect_contains(r.out, "worst tasks (by |measured - predicted|)");
-    expect_contains(r.out, "validate        workload: 28 tasks on 2 ranks, host backend");
-    expect_contains(r.out, "cost models     gemm:");
+    tu_expect_contains_all(r.out, "predicted makespan", "measured makespan", "makespan error",
+                           "worst tasks (by |measured - predicted|)",
+                           "validate        workload: 28 tasks on 2 ranks, host backend",
+                           "cost models     gemm:", NULL);
     tu_release(&r);
 }
 
 static void test_refusals(void **state)
 {
     (void)state;
-    const char *g = tmp_path("g3.tg");
+    const char *g = tu_tmp_path("g3.tg");
     tu_write_file(g, graph_text);
-    tu_output r = mpi_run(1, "validate --backend host --db %s --graph %s", db_path, g);
-    assert_int_equal(r.status, 1);
-    expect_contains(r.err, "the graph has 2 ranks but 1 MPI processes were started");
+    tu_output r = tu_mpi_run(1, "validate --backend host --db %s --graph %s", db_path, g);
+    tu_expect_fail(&r, 1, "the graph has 2 ranks but 1 MPI processes were started");
     tu_release(&r);
     r = tu_run("validate --backend host --graph %s --workload dep", g);
-    assert_int_equal(r.status, 2);
-    expect_contains(r.err, "either --graph or workload flags, not both");
+    tu_expect_fail(&r, 2, "either --graph or workload flags, not both");
     tu_release(&r);
     r = tu_run("validate --graph %s", g);
-    assert_int_equal(r.status, 2);
-    expect_contains(r.err, "--backend and either --graph or workload flags are required");
+    tu_expect_fail(&r, 2, "--backend and either --graph or workload flags are required");
     tu_release(&r);
     r = tu_run("validate --backend host --graph %s --net nope", g);
-    assert_int_equal(r.status, 2);
-    expect_contains(r.err, "unknown network model 'nope'");
+    tu_expect_fail(&r, 2, "unknown network model 'nope'");
     tu_release(&r);
     /* a graph whose costs the database cannot give fails before anything runs */
-    const char *bad = tmp_path("bad.tg");
+    const char *bad = tu_tmp_path("bad.tg");
     tu_write_file(bad, "tg 1\ntask 0 rank=0 stream=compute op=gemm m=8 n=8 k=8\n"
                        "task 1 rank=1 stream=compute op=gemm m=8 n=8 k=8\n");
-    r = mpi_run(2, "validate --backend host --db %s --graph %s --topo h999:nodes=1,gpus=2",
-                db_path, bad);
-    assert_int_equal(r.status, 1);
-    expect_contains(r.err, "h999");
+    r = tu_mpi_run(2, "validate --backend host --db %s --graph %s --topo h999:nodes=1,gpus=2",
+                   db_path, bad);
+    tu_expect_fail(&r, 1, "h999");
     tu_release(&r);
 }
 
 static int setup(void **state)
 {
-    if (tu_cli_setup(state)) return -1;
+    if (tu_mpi_setup(state)) return -1;
     static char p[4200];
     snprintf(p, sizeof p, "%s/cost.db", tu_tmpdir);
-    glob_t gl;
-    if (glob(MS_SOURCE_DIR "/costdb/profiles/*.sql", 0, NULL, &gl) != 0) return -1;
     ms_err err = {{0}};
-    int rc = cdb_build(p, (const char *const *)gl.gl_pathv, (int)gl.gl_pathc, &err);
-    globfree(&gl);
-    if (rc) {
+    if (tu_db_build(p, &err)) {
         fprintf(stderr, "%s\n", err.msg);
         return -1;
     }
@@ -239,10 +196,7 @@ static int setup(void **state)
 
 int main(void)
 {
-    setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 0);
-    setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 0);
-    setenv("OMPI_MCA_rmaps_base_oversubscribe", "1", 0);
-    setenv("ASAN_OPTIONS", "detect_leaks=0", 0); /* MPI's own allocations under SAN=1 */
+    tu_mpi_timeout_s = 300;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_json_tsv_trace),
         cmocka_unit_test(test_prediction_is_sim),

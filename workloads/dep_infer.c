@@ -8,46 +8,35 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "workloads/wl_common.h"
+
 #define MAX_TOKENS (INT64_C(1) << 40) /* guards products against overflow */
 
 /* ---- emission helpers ---------------------------------------------------------------- */
 
 typedef struct ctx {
-    tg_graph *g;
+    wl_tasks tk;
     const model_cfg *m;
     const wl_dep_params *p;
-    ms_err *err;
-    int64_t next_id;
-    int failed;
 } ctx;
 
-/* Adds one task; returns its id, or -1 (ctx->failed set) on error. */
+/* Adds one task; returns its id, or -1 (c->tk.failed set) on error. */
 static int64_t emit(ctx *c, int rank, const char *stream, tg_op op, const int64_t *args,
                     const int64_t *after, int nafter, const char *label)
 {
-    if (c->failed) return -1;
-    tg_task_spec t = {.id = c->next_id, .rank = rank, .stream = stream, .op = op,
-                      .args = args, .after = after, .nafter = nafter, .label = label};
-    if (tg_add_task(c->g, &t, c->err) < 0) {
-        c->failed = 1;
-        return -1;
-    }
-    return c->next_id++;
+    tg_task_spec t = {.rank = rank, .stream = stream, .op = op, .args = args,
+                      .after = after, .nafter = nafter, .label = label};
+    return wl_add_task(&c->tk, &t);
 }
 
 static int64_t emit_xchg(ctx *c, int rank, const char *stream, const int32_t *peer,
                          const int64_t *bytes, const uint8_t *send, int n,
                          const int64_t *after, int nafter, const char *label)
 {
-    if (c->failed) return -1;
-    tg_task_spec t = {.id = c->next_id, .rank = rank, .stream = stream, .op = TG_OP_XCHG,
+    tg_task_spec t = {.rank = rank, .stream = stream, .op = TG_OP_XCHG,
                       .after = after, .nafter = nafter, .xfer_peer = peer,
                       .xfer_bytes = bytes, .xfer_send = send, .nxfer = n, .label = label};
-    if (tg_add_task(c->g, &t, c->err) < 0) {
-        c->failed = 1;
-        return -1;
-    }
-    return c->next_id++;
+    return wl_add_task(&c->tk, &t);
 }
 
 static int64_t gemm(ctx *c, int rank, int64_t m, int64_t n, int64_t k, int64_t count,
@@ -154,7 +143,7 @@ static int route_chunk(ctx *c, const routing *r, int moe_layer, int nsrc, int nd
 {
     int E = c->m->routed_experts;
     int64_t assignments = chunk_tokens * c->m->top_k * nsrc;
-    if (routing_counts(r, moe_layer, assignments, counts, c->err) != 0) return -1;
+    if (routing_counts(r, moe_layer, assignments, counts, c->tk.err) != 0) return -1;
     memset(pair, 0, sizeof *pair * (size_t)nsrc * ndst);
     memset(busy_experts, 0, sizeof *busy_experts * (size_t)ndst);
     for (int e = 0; e < E; e++) {
@@ -247,12 +236,12 @@ static int build_dep(ctx *c, const routing *r)
     int rc = -1;
     if (!seg_end || !sh_end || !e2a_recv || !counts || !pair || !busy || !a2e_recv || !peer ||
         !bytes || !flag || !after) {
-        ms_err_set(c->err, "out of memory building the graph");
+        ms_err_set(c->tk.err, "out of memory building the graph");
         goto out;
     }
     int have_e2a = 0; /* does the previous layer end with E2A? */
     char label[64];
-    for (int l = 0; l < m->layers && !c->failed; l++) {
+    for (int l = 0; l < m->layers && !c->tk.failed; l++) {
         int moe = model_layer_is_moe(m, l);
         /* AG compute: attention and shared segments in the schedule's order (findep's
          * order in MoE layers; A S A S otherwise). Position k of 2*r1 is the next A or
@@ -288,7 +277,7 @@ static int build_dep(ctx *c, const routing *r)
                 size_t k = (size_t)i * r2 + j;
                 if (route_chunk(c, r, ml, ag, eg, chunk, counts, pair + k * ag * eg,
                                 busy + k * eg) != 0) {
-                    c->failed = 1;
+                    c->tk.failed = 1;
                     goto out;
                 }
             }
@@ -349,7 +338,7 @@ static int build_dep(ctx *c, const routing *r)
                     emit_xchg(c, a, "e2a", peer, bytes, flag, eg, NULL, 0, label);
             }
     }
-    rc = c->failed ? -1 : 0;
+    rc = c->tk.failed ? -1 : 0;
 out:
     free(seg_end), free(sh_end), free(e2a_recv), free(counts), free(pair), free(busy);
     free(a2e_recv), free(peer), free(bytes), free(flag), free(after);
@@ -377,18 +366,18 @@ static int build_ep(ctx *c, const routing *r)
     int rc = -1;
     if (!seg_end || !sh_end || !comb || !disp || !counts || !pair || !busy || !peer || !bytes ||
         !flag) {
-        ms_err_set(c->err, "out of memory building the graph");
+        ms_err_set(c->tk.err, "out of memory building the graph");
         goto out;
     }
     int have_comb = 0;
     char label[64];
-    for (int l = 0; l < m->layers && !c->failed; l++) {
+    for (int l = 0; l < m->layers && !c->tk.failed; l++) {
         int moe = model_layer_is_moe(m, l);
         if (moe)
             for (int i = 0; i < r1; i++)
                 if (route_chunk(c, r, l - m->first_dense, P, P, T, counts,
                                 pair + (size_t)i * P * P, busy + (size_t)i * P) != 0) {
-                    c->failed = 1;
+                    c->tk.failed = 1;
                     goto out;
                 }
         for (int q = 0; q < P; q++) {
@@ -438,7 +427,7 @@ static int build_ep(ctx *c, const routing *r)
         }
         have_comb = moe;
     }
-    rc = c->failed ? -1 : 0;
+    rc = c->tk.failed ? -1 : 0;
 out:
     free(seg_end), free(sh_end), free(comb), free(disp), free(counts), free(pair), free(busy);
     free(peer), free(bytes), free(flag);
@@ -464,7 +453,7 @@ tg_graph *wl_dep_build(const model_cfg *m, const topo *t, const wl_dep_params *p
         routing_free(own);
         return NULL;
     }
-    ctx c = {.g = g, .m = m, .p = &p, .err = err};
+    ctx c = {.tk = {.g = g, .err = err}, .m = m, .p = &p};
     int rc = p.sched == WL_DEP_EP ? build_ep(&c, r) : build_dep(&c, r);
     routing_free(own);
     if (rc != 0 || tg_graph_finalize(g, err) != 0) {

@@ -9,15 +9,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "workloads/wl_common.h"
+
 #define MAX_TOKENS (INT64_C(1) << 36) /* per-rank tokens; guards products against overflow */
 
 typedef struct ctx {
-    tg_graph *g;
+    wl_tasks tk;
     const model_cfg *m;
     const wl_train_params *p;
-    ms_err *err;
-    int64_t next_id;
-    int failed;
     int ep, esp, P;
     int grp_esp0; /* index of the first ESP group; rank x uses grp_esp0 + x / esp */
     int grp_dp;   /* the all-ranks group of the gradient AllReduce */
@@ -26,18 +25,14 @@ typedef struct ctx {
 static int64_t emit(ctx *c, int rank, const char *stream, tg_op op, const int64_t *args,
                     const int64_t *after, int nafter, const char *label)
 {
-    if (c->failed) return -1;
+    if (c->tk.failed) return -1;
     int64_t dep[WL_TRAIN_MAX_R + 4];
     int nd = 0;
     for (int i = 0; i < nafter && nd < WL_TRAIN_MAX_R + 4; i++) /* -1 = "no such task" (e.g. no dispatch at ep 1) */
         if (after[i] >= 0) dep[nd++] = after[i];
-    tg_task_spec t = {.id = c->next_id, .rank = rank, .stream = stream, .op = op,
-                      .args = args, .after = dep, .nafter = nd, .label = label};
-    if (tg_add_task(c->g, &t, c->err) < 0) {
-        c->failed = 1;
-        return -1;
-    }
-    return c->next_id++;
+    tg_task_spec t = {.rank = rank, .stream = stream, .op = op, .args = args,
+                      .after = dep, .nafter = nd, .label = label};
+    return wl_add_task(&c->tk, &t);
 }
 
 static int64_t gemm(ctx *c, int rank, int64_t m, int64_t n, int64_t k, int64_t count,
@@ -62,7 +57,7 @@ static int64_t permute(ctx *c, int rank, int64_t slots, const int64_t *after, in
 static int64_t a2a(ctx *c, int x, int64_t bytes, const int64_t *after, int nafter,
                    const char *label)
 {
-    if (c->ep == 1 || c->failed) return -1;
+    if (c->ep == 1 || c->tk.failed) return -1;
     int32_t peer[2048]; /* ep <= 1024 (check) */
     int64_t by[2048];
     uint8_t send[2048];
@@ -77,14 +72,10 @@ static int64_t a2a(ctx *c, int x, int64_t bytes, const int64_t *after, int nafte
     int nd = 0;
     for (int i = 0; i < nafter; i++)
         if (after[i] >= 0) dep[nd++] = after[i];
-    tg_task_spec t = {.id = c->next_id, .rank = x, .stream = "inter", .op = TG_OP_XCHG,
-                      .after = dep, .nafter = nd, .xfer_peer = peer, .xfer_bytes = by,
-                      .xfer_send = send, .nxfer = n, .label = label};
-    if (tg_add_task(c->g, &t, c->err) < 0) {
-        c->failed = 1;
-        return -1;
-    }
-    return c->next_id++;
+    tg_task_spec t = {.rank = x, .stream = "inter", .op = TG_OP_XCHG, .after = dep,
+                      .nafter = nd, .xfer_peer = peer, .xfer_bytes = by, .xfer_send = send,
+                      .nxfer = n, .label = label};
+    return wl_add_task(&c->tk, &t);
 }
 
 /* An ESP collective (AllGather or ReduceScatter) of `bytes` per rank; -1 when esp = 1. */
@@ -316,7 +307,7 @@ static void build_rank(ctx *c, int x, const int *last_part, const wl_train_piece
     char label[96];
     int64_t last_inter = -1;
     /* ---- forward ---- */
-    for (int l = 0; l < L && !c->failed; l++) {
+    for (int l = 0; l < L && !c->tk.failed; l++) {
         int r = p->r_fwd ? p->r_fwd[l] : p->r;
         int64_t q = (slots + (int64_t)c->ep * r - 1) / ((int64_t)c->ep * r); /* per peer */
         int64_t tok = q * c->ep * c->esp, piece = q * c->ep * M * B;
@@ -360,7 +351,7 @@ static void build_rank(ctx *c, int x, const int *last_part, const wl_train_piece
     /* ---- backward, layer L-1 first ---- */
     int pi = 0; /* next gradient piece */
     int gap = 0;
-    for (int l = L - 1; l >= 0 && !c->failed; l--) {
+    for (int l = L - 1; l >= 0 && !c->tk.failed; l--) {
         int r = p->r_bwd ? p->r_bwd[l] : p->r;
         int64_t q = (slots + (int64_t)c->ep * r - 1) / ((int64_t)c->ep * r);
         int64_t tok = q * c->ep * c->esp, piece = q * c->ep * M * B;
@@ -434,7 +425,7 @@ static void build_rank(ctx *c, int x, const int *last_part, const wl_train_piece
         producer[part + 2] = gemm(c, x, M, qkv, T, 1, label);
     }
     /* ---- the tail: what no gap took ---- */
-    for (; pi < npieces && !c->failed; pi++) {
+    for (; pi < npieces && !c->tk.failed; pi++) {
         snprintf(label, sizeof label, "tail.allreduce.p%d", pi);
         const int64_t ar[] = {c->grp_dp, pieces[pi].bytes};
         const int64_t dep[] = {producer[last_part[pi]], last_inter};
@@ -461,7 +452,7 @@ tg_graph *wl_train_build(const model_cfg *m, const topo *t, const wl_train_param
         goto fail;
     }
     if (check_pieces(m, &pp, ep, last_part, err) != 0) goto fail;
-    ctx c = {.g = g, .m = m, .p = &pp, .err = err, .ep = ep, .esp = esp, .P = P};
+    ctx c = {.tk = {.g = g, .err = err}, .m = m, .p = &pp, .ep = ep, .esp = esp, .P = P};
     char name[32];
     int32_t *ranks = malloc(sizeof *ranks * (size_t)P);
     if (!ranks) {
@@ -472,14 +463,14 @@ tg_graph *wl_train_build(const model_cfg *m, const topo *t, const wl_train_param
     for (int gi = 0; gi < P / esp; gi++) {
         for (int i = 0; i < esp; i++) ranks[i] = gi * esp + i;
         snprintf(name, sizeof name, "esp%d", gi);
-        if (tg_add_group(g, name, ranks, esp, 0, err) < 0) c.failed = 1;
+        if (tg_add_group(g, name, ranks, esp, 0, err) < 0) c.tk.failed = 1;
     }
     for (int i = 0; i < P; i++) ranks[i] = i;
     c.grp_dp = tg_add_group(g, "dp", ranks, P, 0, err);
-    if (c.grp_dp < 0) c.failed = 1;
+    if (c.grp_dp < 0) c.tk.failed = 1;
     free(ranks);
-    for (int x = 0; x < P && !c.failed; x++) build_rank(&c, x, last_part, pieces, npieces, producer);
-    if (c.failed || tg_graph_finalize(g, err) != 0) goto fail;
+    for (int x = 0; x < P && !c.tk.failed; x++) build_rank(&c, x, last_part, pieces, npieces, producer);
+    if (c.tk.failed || tg_graph_finalize(g, err) != 0) goto fail;
     free(last_part), free(producer);
     return g;
 fail:
