@@ -523,10 +523,18 @@ static double roof_eval(const roof *r, double peak, double bw, double f, double 
     return t > 0 ? t : 0;
 }
 
-/* Unconstrained parameters -> a valid curve: eff_max, bw_eff in (0, 1), f_half, alpha > 0. */
+/* Unconstrained parameters -> a valid curve: eff_max, bw_eff in (0, 1), f_half, alpha > 0.
+ * The search may wander far; clamping keeps every parameter finite and positive (exp of a
+ * large negative number is 0, which the database rightly refuses). */
+static double clampd(double x, double lo, double hi)
+{
+    return x < lo ? lo : x > hi ? hi : x;
+}
+
 static roof roof_of(const double *p)
 {
-    roof r = {exp(p[3]), 1 / (1 + exp(p[0])), exp(p[2]), 1 / (1 + exp(p[1]))};
+    roof r = {exp(clampd(p[3], -60, 5)), 1 / (1 + exp(clampd(p[0], -30, 30))),
+              exp(clampd(p[2], 0, 80)), 1 / (1 + exp(clampd(p[1], -30, 30)))};
     return r;
 }
 
