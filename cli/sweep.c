@@ -22,6 +22,7 @@
 #include <yaml.h>
 
 #include "cli/cmd.h"
+#include "core/hash.h"
 #include "core/model.h"
 #include "core/topo.h"
 
@@ -46,15 +47,6 @@ static double now_s(void)
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-static uint64_t fnv1a64(const char *s)
-{
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (; *s; s++) {
-        h ^= (unsigned char)*s;
-        h *= 0x100000001b3ull;
-    }
-    return h;
-}
 
 /* A growable byte buffer, always NUL-terminated. */
 typedef struct buf {
@@ -601,7 +593,7 @@ static int make_point(checker *c, long idx, sw_point *p)
     }
     if (!b.p) return ms_err_set(r->err, "out of memory");
     p->canonical = b.p;
-    snprintf(p->key, sizeof p->key, "%016llx", (unsigned long long)fnv1a64(b.p));
+    snprintf(p->key, sizeof p->key, "%016llx", (unsigned long long)ms_fnv1a64(b.p, strlen(b.p)));
     return 0;
 }
 

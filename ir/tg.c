@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/hash.h"
 #include "ir/tg.h"
 
 /* At most 2^30 - 1 tasks, so that the deadlock check's 2 * ntasks + ncoll nodes fit a
@@ -138,9 +139,7 @@ static inline uint64_t mix64(uint64_t x)
 
 static uint64_t str_hash(const char *s, size_t len)
 {
-    uint64_t h = 0xcbf29ce484222325ULL;
-    for (size_t i = 0; i < len; i++) h = (h ^ (unsigned char)s[i]) * 0x100000001b3ULL;
-    return mix64(h);
+    return mix64(ms_fnv1a64(s, len));
 }
 
 static int name_char(unsigned char c)

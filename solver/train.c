@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/hash.h"
 #include "sim/sim.h"
 #include "solver/solve.h"
 
@@ -440,8 +441,8 @@ typedef struct search {
  * the same degrees and one tail piece build the same graph): FNV-1a. */
 static uint64_t cand_key(const cand *c, int L)
 {
-    uint64_t h = 1469598103934665603ULL;
-#define MIX(v) (h = (h ^ (uint64_t)(v)) * 1099511628211ULL)
+    uint64_t h = MS_FNV64_OFFSET;
+#define MIX(v) (h = ms_fnv1a64_word(h, (uint64_t)(v)))
     for (int l = 0; l < L; l++) MIX(c->rf[l]), MIX(c->rb[l]);
     MIX(c->npieces > 1 || (c->npieces == 1 && c->pieces[0].gap != WL_TRAIN_TAIL) ? c->npieces : 0);
     if (c->npieces > 1 || (c->npieces == 1 && c->pieces[0].gap != WL_TRAIN_TAIL))
