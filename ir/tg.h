@@ -22,7 +22,7 @@ typedef enum tg_kind {
     TG_KIND_DELAY,   /* fixed duration, arg 0 holds the duration (see tg_task_delay_us) */
     TG_KIND_COMPUTE, /* shape args only; time comes from the cost DB */
     TG_KIND_XCHG,    /* grouped point-to-point sends and receives */
-    TG_KIND_COLL,    /* collective over a declared group: args are (group, bytes) */
+    TG_KIND_COLL,    /* collective over a declared group: args are (group, bytes, ...) */
 } tg_kind;
 
 typedef enum tg_op {
@@ -35,6 +35,7 @@ typedef enum tg_op {
     TG_OP_ATTN, /* attention core: softmax(Q K^T) V, projections are separate gemms */
     TG_OP_FFN,  /* grouped expert FFN over several local experts */
     TG_OP_GATE, /* router: token x expert scores and top-k */
+    TG_OP_M2N,  /* many-to-many exchange between two sides of a group (see tg_m2n_*) */
     TG_OP__COUNT
 } tg_op;
 
@@ -96,6 +97,13 @@ typedef struct tg_graph {
     int32_t *group_ranks;    /* member ranks, ascending */
     uint32_t *group_line;    /* source line of the declaration, 0 if built in memory */
 
+    /* count vectors (`vec` records), in declaration order; m2n tasks name one */
+    uint32_t nvecs;
+    uint32_t *vec_name; /* offset into str */
+    uint32_t *vec_off;  /* [nvecs+1]: values of vector v are vec_val[vec_off[v] .. vec_off[v+1]) */
+    int64_t *vec_val;   /* each >= 0 */
+    uint32_t *vec_line; /* source line of the declaration, 0 if built in memory */
+
     int32_t nranks; /* 1 + the largest rank named by any task or group (0 if none) */
 
     /* ---- filled by tg_graph_finalize ---- */
@@ -121,6 +129,49 @@ typedef struct tg_graph {
     const char *source_name; /* file name used in messages (copied into str), or NULL */
 } tg_graph;
 
+/* ---- m2n: an aggregate many-to-many exchange ------------------------------------------
+ * An m2n task is one rank's piece of a collective (kind TG_KIND_COLL) over `group`:
+ * args {group, bytes, from, counts, per}. The senders are the ranks of group `from` (a
+ * non-empty proper subset of `group`), the receivers the other ranks of `group`; both
+ * sides are taken in ascending rank order (sender index i, receiver index j). `counts`
+ * names a vector of count units: per = TG_M2N_PER_RECV gives one count per receiver (the
+ * units it receives in total), TG_M2N_PER_SEND one per sender (the units it sends). Each
+ * count is spread over the other side as evenly as possible (tg_m2n_units); a pair moves
+ * units * `bytes` bytes. So the whole exchange matrix is described by one vector shared
+ * by every piece, instead of one transfer per pair on each side (which is what xchg
+ * tasks would need: |senders| x |receivers| entries, twice). Like every collective, the
+ * exchange begins once every member has started its piece. */
+enum { TG_M2N_PER_RECV = 0, TG_M2N_PER_SEND = 1 };
+
+/* Units moved from sender i to receiver j: `count` (the counting side's entry for its
+ * rank at index `rot`) spread over `n` ranks of the other side, the one at index `bin`
+ * getting count/n, plus one if (bin - rot) mod n < count mod n. For per = RECV:
+ * tg_m2n_share(c[j], nsend, i, j); for per = SEND: tg_m2n_share(c[i], nrecv, j, i). */
+static inline int64_t tg_m2n_share(int64_t count, uint32_t n, uint32_t bin, uint32_t rot)
+{
+    uint64_t d = ((uint64_t)bin % n + n - (uint64_t)rot % n) % n;
+    return count / (int64_t)n + ((int64_t)d < count % (int64_t)n);
+}
+
+/* The two sides of m2n task t (any piece of the instance): senders into src (ascending,
+ * *nsrc of them) and receivers into dst (*ndst). Each array must hold the group's size.
+ * Also returns the counts vector (length *ndst or *nsrc by per) in *counts and per in
+ * *per. */
+void tg_m2n_sides(const tg_graph *g, uint32_t t, int32_t *src, uint32_t *nsrc, int32_t *dst,
+                  uint32_t *ndst, const int64_t **counts, int *per);
+
+/* Does the graph hold any m2n task? */
+int tg_has_m2n(const tg_graph *g);
+
+/* The same graph with every m2n piece replaced by the equivalent xchg task (same id, rank,
+ * stream, deps, label): a sender's piece sends to every receiver, a receiver's piece
+ * receives from every sender, pairs of zero units included (0-byte transfers), so both
+ * sides list the same pairs. Groups and vectors are kept. The result is finalized; NULL
+ * with err set on failure (out of memory, or more transfers than the IR can hold).
+ * Executors run this form; it costs |senders| x |receivers| x 2 transfer entries per
+ * exchange, so it is meant for graphs small enough to run. */
+tg_graph *tg_expand_m2n(const tg_graph *g, ms_err *err);
+
 /* ---- building ----------------------------------------------------------------------- */
 
 /* Creates an empty graph; source_name (may be NULL) names the input in messages. */
@@ -133,6 +184,13 @@ int tg_add_group(tg_graph *g, const char *name, const int32_t *ranks, int nranks
                  uint32_t line, ms_err *err);
 /* Index of the group called `name`, or -1 when there is none. */
 int tg_find_group(const tg_graph *g, const char *name);
+
+/* Declares count vector `name` with n >= 1 values, each >= 0. Returns its index, or -1
+ * with err set (duplicate name, bad name, empty, negative value). */
+int tg_add_vec(tg_graph *g, const char *name, const int64_t *vals, uint32_t n, uint32_t line,
+               ms_err *err);
+/* Index of the vector called `name`, or -1 when there is none. */
+int tg_find_vec(const tg_graph *g, const char *name);
 
 /* A pending task: fill it, then tg_add_task copies it into the graph. */
 typedef struct tg_task_spec {

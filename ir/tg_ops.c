@@ -37,6 +37,11 @@ static const tg_op_info op_table[TG_OP__COUNT] = {
     [TG_OP_GATE] = {.name = "gate", .kind = TG_KIND_COMPUTE, .nargs = 3,
                     .arg = {"tokens", "hidden", "experts"}, .dflt = {REQ, REQ, REQ},
                     .min = {1, 1, 1}},
+    /* an aggregate many-to-many exchange (tg.h, docs/IR.md): bytes per count unit, the
+     * sender group, the counts vector, per = 0 (recv) or 1 (send) */
+    [TG_OP_M2N] = {.name = "m2n", .kind = TG_KIND_COLL, .nargs = 5,
+                   .arg = {"group", "bytes", "from", "counts", "per"},
+                   .dflt = {REQ, REQ, REQ, REQ, REQ}, .min = {0, 1, 0, 0, 0}},
 };
 
 const tg_op_info *tg_op_get(tg_op op)
