@@ -1,10 +1,12 @@
 /* DEP workload benchmark: DeepSeek-V3 (all layers), findep, r1 = 4, r2 = 8, flow-level
- * network, on generated H100 clusters of growing size (ag : eg = 1 : 3). Reports graph
- * size, build and simulation wall time, and peak memory (max RSS of a fresh process per
- * size). The issue's target size (1024 GPUs) is only attempted when its estimated memory
- * fits the cap; otherwise the estimate is printed instead.
- * Sizes above RUN_MAX_GPUS (to keep `make bench` short) get the estimate line too.
- * Usage: bench_dep [RUN_MAX_GPUS] [DB]   (defaults: 128, build/cost.db) */
+ * network, on generated H100 clusters of growing size (ag : eg = 1 : 3), with A2E/E2A as
+ * m2n collectives (one count vector per chunk) and, up to PAIRWISE_MAX_GPUS, also as
+ * pairwise xchg transfers, for comparison. Reports graph size, build and simulation wall
+ * time, peak memory (max RSS of a fresh process per run) and the simulated throughput.
+ * The issue's target: 1024 GPUs within 5 s and 4 GiB. Pairwise sizes whose estimated
+ * memory passes the cap print the estimate instead.
+ * Usage: bench_dep [PAIRWISE_MAX_GPUS] [DB] [M2N_MAX_GPUS]
+ *        (defaults: 128, build/cost.db, 1024) */
 #define _GNU_SOURCE
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,7 +41,7 @@ typedef struct result {
     char err[MS_ERR_LEN];
 } result;
 
-static void run(int gpus, const char *db_path, result *r)
+static void run(int gpus, const char *db_path, wl_exchange x, result *r)
 {
     ms_err err = {{0}};
     model_cfg m;
@@ -55,6 +57,7 @@ static void run(int gpus, const char *db_path, result *r)
     wl_dep_defaults(&p);
     p.sched = WL_DEP_FINDEP;
     p.ag = gpus / 4, p.eg = gpus - gpus / 4, p.seq = SEQ, p.ma = 1, p.r1 = R1, p.r2 = R2;
+    p.exchange = x;
     double t0 = now();
     tg_graph *g = wl_dep_build(&m, &t, &p, &err);
     if (!g) {
@@ -73,7 +76,7 @@ static void run(int gpus, const char *db_path, result *r)
     r->throughput = wl_dep_tokens(&p, &t) / r->makespan_s;
     r->events = sim_get_summary(s)->events;
     r->tasks = g->ntasks;
-    r->xfers = g->nxfers;
+    r->xfers = g->nxfers + (unsigned long)(g->nvecs ? g->vec_off[g->nvecs] : 0);
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     r->maxrss_kb = ru.ru_maxrss;
@@ -83,7 +86,7 @@ static void run(int gpus, const char *db_path, result *r)
 }
 
 /* Runs one size in a fresh process (so max RSS is its own); returns 0 on success. */
-static int measure(int gpus, const char *db_path, result *r)
+static int measure(int gpus, const char *db_path, wl_exchange xm, result *r)
 {
     int fd[2];
     if (pipe(fd) != 0) return -1;
@@ -92,7 +95,7 @@ static int measure(int gpus, const char *db_path, result *r)
         close(fd[0]);
         result x;
         memset(&x, 0, sizeof x);
-        run(gpus, db_path, &x);
+        run(gpus, db_path, xm, &x);
         _exit(write(fd[1], &x, sizeof x) == (ssize_t)sizeof x ? 0 : 1);
     }
     close(fd[1]);
@@ -105,10 +108,19 @@ static int measure(int gpus, const char *db_path, result *r)
     return r->err[0] ? -1 : 0;
 }
 
+static void print_row(int gpus, const char *how, const result *r)
+{
+    printf("%6d %5d %5d %-9s %10lu %12lu %9.2f %9.2f %10.1f %14.0f\n", gpus, gpus / 4,
+           gpus - gpus / 4, how, r->tasks, r->xfers, r->build_s, r->sim_s,
+           r->maxrss_kb / 1024.0, r->throughput);
+    fflush(stdout);
+}
+
 int main(int argc, char **argv)
 {
-    int run_max = argc > 1 ? atoi(argv[1]) : 128;
+    int pair_max = argc > 1 ? atoi(argv[1]) : 128;
     const char *db_path = argc > 2 ? argv[2] : "build/cost.db";
+    int m2n_max = argc > 3 ? atoi(argv[3]) : 1024;
     model_cfg m;
     ms_err err = {{0}};
     if (model_load("deepseek-v3", &m, &err) != 0) return fprintf(stderr, "%s\n", err.msg), 1;
@@ -116,29 +128,45 @@ int main(int argc, char **argv)
     printf("DeepSeek-V3 (%d layers, %d MoE), findep r1=%d r2=%d ma=1 S=%d, flow network, "
            "h100 nodes, ag = GPUs/4\n",
            m.layers, moe_layers, R1, R2, SEQ);
-    printf("%6s %5s %5s %10s %12s %9s %9s %10s %8s %14s\n", "gpus", "ag", "eg", "tasks",
-           "transfers", "build_s", "sim_s", "peak_MiB", "B/task", "tokens_per_s");
-    for (int gpus = 32; gpus <= 1024; gpus *= 2) {
+    printf("(entries: transfer entries for pairwise, count-vector entries for m2n)\n");
+    printf("%6s %5s %5s %-9s %10s %12s %9s %9s %10s %14s\n", "gpus", "ag", "eg", "exchange",
+           "tasks", "entries", "build_s", "sim_s", "peak_MiB", "tokens_per_s");
+    int top = pair_max > m2n_max ? pair_max : m2n_max;
+    for (int gpus = 32; gpus <= top && gpus <= 1024; gpus *= 2) {
         int ag = gpus / 4, eg = gpus - ag;
+        result pr = {0}, mr = {0};
+        int have_pair = 0;
         /* each (AG, EG) pair per chunk: A2E send + receive, E2A send + receive */
         double entries = 4.0 * ag * eg * R1 * R2 * moe_layers;
         double estimate = entries * BYTES_PER_ENTRY;
-        if (estimate > MEMORY_CAP_BYTES || gpus > run_max) {
-            printf("%6d %5d %5d %10s %12.3g  not run: ~%.1f GiB estimated for its pairwise "
-                   "A2E/E2A transfers%s\n",
-                   gpus, ag, eg, "-", entries, estimate / (1024.0 * 1024 * 1024),
+        if (gpus <= pair_max && estimate <= MEMORY_CAP_BYTES) {
+            if (measure(gpus, db_path, WL_EXCHANGE_PAIRWISE, &pr) != 0) {
+                printf("%6d  pairwise failed: %s\n", gpus, pr.err);
+                return 1;
+            }
+            print_row(gpus, "pairwise", &pr);
+            have_pair = 1;
+        } else {
+            printf("%6d %5d %5d %-9s %10s %12.3g  not run: ~%.1f GiB estimated%s\n", gpus, ag,
+                   eg, "pairwise", "-", entries, estimate / (1024.0 * 1024 * 1024),
                    estimate > MEMORY_CAP_BYTES ? ", over the 4 GiB target" : "");
-            continue;
         }
-        result r;
-        if (measure(gpus, db_path, &r) != 0) {
-            printf("%6d  failed: %s\n", gpus, r.err);
+        if (gpus > m2n_max) continue;
+        if (measure(gpus, db_path, WL_EXCHANGE_M2N, &mr) != 0) {
+            printf("%6d  m2n failed: %s\n", gpus, mr.err);
             return 1;
         }
-        printf("%6d %5d %5d %10lu %12lu %9.2f %9.2f %10.1f %8.0f %14.0f\n", gpus, ag, eg, r.tasks,
-               r.xfers, r.build_s, r.sim_s, r.maxrss_kb / 1024.0,
-               r.maxrss_kb * 1024.0 / (double)(r.tasks + r.xfers), r.throughput);
-        fflush(stdout);
+        print_row(gpus, "m2n", &mr);
+        if (have_pair)
+            printf("%6s m2n vs pairwise: throughput %+.3f %%, build+sim time x%.2f, memory x%.2f\n",
+                   "", 100.0 * (mr.throughput / pr.throughput - 1),
+                   (mr.build_s + mr.sim_s) / (pr.build_s + pr.sim_s),
+                   (double)mr.maxrss_kb / (double)pr.maxrss_kb);
+        if (gpus == 1024)
+            printf("%6s target (1024 GPUs): %.2f s (<= 5 s: %s), %.2f GiB (<= 4 GiB: %s)\n", "",
+                   mr.build_s + mr.sim_s, mr.build_s + mr.sim_s <= 5 ? "met" : "NOT met",
+                   mr.maxrss_kb / (1024.0 * 1024), mr.maxrss_kb * 1024.0 <= MEMORY_CAP_BYTES
+                                                      ? "met" : "NOT met");
     }
     return 0;
 }

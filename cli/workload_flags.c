@@ -105,6 +105,7 @@ int wl_flags_apply(wl_flags *f, const char *cmd, int code, const char *arg)
     case 1020: f->rf = arg; return 1;
     case 1021: f->rb = arg; return 1;
     case 1022: f->pieces = arg; return 1;
+    case 1023: f->exchange = arg; return 1;
     case 1013: {
         char *end;
         errno = 0;
@@ -138,9 +139,9 @@ static tg_graph *build_train(wl_flags *f, const char *cmd, const topo *t, double
         return NULL;
     }
     if (f->ag || f->eg || f->r1 != 1 || f->ma != 1 || f->r2 != 1 || f->order || f->phase ||
-        f->routing) {
-        cli_error(cmd, "--ag, --eg, --r1, --ma, --r2, --order, --phase and --routing apply to "
-                       "--workload dep, not train");
+        f->routing || f->exchange) {
+        cli_error(cmd, "--ag, --eg, --r1, --ma, --r2, --order, --phase, --routing and --exchange "
+                       "apply to --workload dep, not train");
         return NULL;
     }
     p->sched = (wl_train_sched)s;
@@ -210,6 +211,10 @@ tg_graph *wl_flags_build(wl_flags *f, const char *cmd, const topo *t, double *to
         cli_error(cmd, "%s", err.msg);
         return NULL;
     }
+    if (f->exchange && wl_exchange_parse(f->exchange, &p->exchange, &err) != 0) {
+        cli_error(cmd, "%s", err.msg);
+        return NULL;
+    }
     if (f->phase && !strcmp(f->phase, "decode")) p->phase = WL_DECODE;
     else if (f->phase && strcmp(f->phase, "prefill")) {
         cli_error(cmd, "unknown --phase '%s' (known: prefill, decode)", f->phase);
@@ -259,6 +264,9 @@ void wl_flags_usage(FILE *out)
             "  --phase P           prefill (default) | decode\n"
             "  --routing R         uniform (default) | zipf:S | trace:FILE (docs/ROUTING.md)\n"
             "  --seed N            seed for zipf's per-layer hot experts (default 1)\n"
+            "  --exchange X        auto (default) | pairwise | m2n: A2E/E2A as one transfer\n"
+            "                      per (AG, EG) pair, or as m2n collectives (docs/IR.md);\n"
+            "                      auto picks m2n above 16384 pairs\n"
             "\n"
             "  --workload train    one MoE training step, forward + backward (docs/TRAINING.md)\n"
             "  --sched S           dsmoe | tutel | fsmoe\n"

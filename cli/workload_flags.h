@@ -15,7 +15,7 @@
 
 typedef struct wl_flags {
     const char *workload; /* "dep" or NULL (no workload flags given) */
-    const char *sched, *model, *routing, *order, *phase;
+    const char *sched, *model, *routing, *order, *phase, *exchange;
     int layers;           /* -1 = all */
     uint64_t seed;
     int ag, eg, seq, r1, ma, r2;
@@ -45,7 +45,7 @@ typedef struct wl_flags {
         {"dp", required_argument, 0, 1016}, {"batch", required_argument, 0, 1017},         \
         {"r", required_argument, 0, 1018}, {"capacity", required_argument, 0, 1019},       \
         {"rf", required_argument, 0, 1020}, {"rb", required_argument, 0, 1021},            \
-        {"pieces", required_argument, 0, 1022}
+        {"pieces", required_argument, 0, 1022}, {"exchange", required_argument, 0, 1023}
 
 void wl_flags_init(wl_flags *f);
 

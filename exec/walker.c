@@ -214,8 +214,8 @@ out:
 
 /* ---- ex_run ------------------------------------------------------------------------ */
 
-int ex_run(const tg_graph *g, const ex_backend *b, const ex_options *opt0, ex_result *res,
-           ms_err *err)
+static int run_graph(const tg_graph *g, const ex_backend *b, const ex_options *opt0,
+                     ex_result *res, ms_err *err)
 {
     memset(res, 0, sizeof *res);
     ex_options opt;
@@ -278,6 +278,20 @@ int ex_run(const tg_graph *g, const ex_backend *b, const ex_options *opt0, ex_re
         res->ntasks = 0;
     }
     if (stuck) return EX_STUCK;
+    return rc;
+}
+
+/* m2n exchanges run as their pairwise expansion (ir/tg.h: the same tasks in the same
+ * order, each piece an xchg), so results are indexed like g's tasks. */
+int ex_run(const tg_graph *g, const ex_backend *b, const ex_options *opt, ex_result *res,
+           ms_err *err)
+{
+    if (!g || !g->finalized || !tg_has_m2n(g)) return run_graph(g, b, opt, res, err);
+    memset(res, 0, sizeof *res);
+    tg_graph *x = tg_expand_m2n(g, err);
+    if (!x) return -1;
+    int rc = run_graph(x, b, opt, res, err);
+    if (rc != EX_STUCK) tg_graph_free(x); /* stuck: threads may still read it until abort */
     return rc;
 }
 

@@ -1,6 +1,6 @@
 /* libFuzzer target for the .tg reader and writer: any input must either fail with a
  * message or parse into a graph whose canonical text parses back to the same graph and
- * writes back byte for byte. Build and run: make build-fuzz/fuzz_tg && build-fuzz/fuzz_tg
+ * writes back byte for byte (and whose m2n tasks expand into a valid graph). Build and run: make build-fuzz/fuzz_tg && build-fuzz/fuzz_tg
  * fuzz/seeds/fuzz_tg; crash inputs go to tests/data/fuzz/tg/ (replayed by test_ir). */
 #include <stdint.h>
 #include <stdio.h>
@@ -49,6 +49,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (len1 != len2 || memcmp(text1, text2, len1) != 0) {
         fprintf(stderr, "second write differs:\n%s---\n%s", text1, text2);
         abort();
+    }
+    /* m2n pieces expand into xchg tasks that pair up (or fail with a message) */
+    if (tg_has_m2n(g)) {
+        tg_graph *x = tg_expand_m2n(g, &e);
+        if (!x && !e.msg[0]) {
+            fprintf(stderr, "tg_expand_m2n failed without a message\n%s", text1);
+            abort();
+        }
+        if (x && (tg_has_m2n(x) || x->ntasks != g->ntasks)) {
+            fprintf(stderr, "tg_expand_m2n left m2n tasks or lost tasks\n%s", text1);
+            abort();
+        }
+        tg_graph_free(x);
     }
     free(text1);
     free(text2);

@@ -1,4 +1,4 @@
-/* The task-graph builder and validator. tg_add_group/tg_add_task append into
+/* The task-graph builder and validator. tg_add_group/tg_add_vec/tg_add_task append into
  * geometrically grown struct-of-arrays (no per-task malloc); tg_graph_finalize resolves
  * forward dependencies, links streams, builds successor lists, pairs xchg transfers,
  * forms collective instances, and rejects cycles and cross-rank deadlocks. */
@@ -23,10 +23,12 @@ typedef struct pend_dep {
 typedef struct name_slot {
     uint32_t off;   /* string pool offset, TG_NONE = empty slot */
     uint32_t group; /* group with this name, or TG_NONE */
+    uint32_t vec;   /* count vector with this name, or TG_NONE */
 } name_slot;
 
 struct tg_build {
     size_t cap_tasks, cap_args, cap_deps, cap_xfers, cap_streams, cap_groups, cap_granks;
+    size_t cap_vecs, cap_vvals;
     /* task id lookup: while ids are strictly increasing (the usual case) they are found
      * directly (id == index) or by binary search; otherwise through id_hash, open
      * addressing on task indices (TG_NONE = empty), capacity a power of two. */
@@ -44,6 +46,12 @@ struct tg_build {
     uint32_t *rk_count;
     size_t rk_cap, rk_len;
     uint32_t last_stream; /* cache of the last stream looked up */
+    /* (group, from) pairs of m2n tasks that passed the subset check, so that each pair is
+     * walked once, not once per piece: keys (group << 32 | from) + 1, 0 = empty slot,
+     * open addressing, capacity a power of two (a cache: when it cannot grow, it is not
+     * used) */
+    uint64_t *m2n_pairs;
+    size_t m2n_pairs_cap, m2n_pairs_len;
     /* dependencies on ids not defined yet, resolved by finalize */
     pend_dep *pend;
     size_t npend, cap_pend;
@@ -203,7 +211,7 @@ static size_t name_intern(tg_graph *g, const char *s)
         size_t cap = b->names_cap ? b->names_cap * 2 : 64;
         name_slot *old = b->names, *nw = malloc(cap * sizeof *nw);
         if (!nw) return SIZE_MAX;
-        for (size_t i = 0; i < cap; i++) nw[i].off = TG_NONE, nw[i].group = TG_NONE;
+        for (size_t i = 0; i < cap; i++) nw[i].off = nw[i].group = nw[i].vec = TG_NONE;
         size_t oldcap = b->names_cap;
         b->names = nw;
         b->names_cap = cap;
@@ -475,6 +483,7 @@ static void build_free(struct tg_build *b)
     free(b->stream_hash);
     free(b->rk_rank);
     free(b->rk_count);
+    free(b->m2n_pairs);
     free(b->pend);
     free(b);
 }
@@ -503,6 +512,10 @@ void tg_graph_free(tg_graph *g)
     free(g->group_off);
     free(g->group_ranks);
     free(g->group_line);
+    free(g->vec_name);
+    free(g->vec_off);
+    free(g->vec_val);
+    free(g->vec_line);
     free(g->succ_off);
     free(g->succ);
     free(g->next_in_stream);
@@ -530,6 +543,9 @@ tg_graph *tg_graph_create(const char *source_name)
     g->group_off = malloc(sizeof *g->group_off);
     if (!g->group_off) goto fail;
     g->group_off[0] = 0;
+    g->vec_off = malloc(sizeof *g->vec_off);
+    if (!g->vec_off) goto fail;
+    g->vec_off[0] = 0;
     if (source_name) {
         uint32_t off = pool_add(g, source_name, strlen(source_name));
         if (off == TG_NONE) goto fail;
@@ -623,6 +639,74 @@ int tg_find_group(const tg_graph *g, const char *name)
     return -1;
 }
 
+/* ---- count vectors ------------------------------------------------------------------- */
+
+int tg_add_vec(tg_graph *g, const char *name, const int64_t *vals, uint32_t n, uint32_t line,
+               ms_err *err)
+{
+    if (!g) return ms_err_set(err, "tg_add_vec: no graph");
+    struct tg_build *b = g->build;
+    if (g->finalized || b->failed)
+        return gerr(err, g, line, "cannot add vec to a finalized graph");
+    if (!valid_name(name))
+        return gerr(err, g, line, "bad vec name '%s': use letters, digits, '_', '.', '-'",
+                    name ? name : "(null)");
+    if (n < 1 || !vals) return gerr(err, g, line, "vec %s has no counts", name);
+    for (uint32_t i = 0; i < n; i++)
+        if (vals[i] < 0)
+            return gerr(err, g, line, "vec %s: count #%u is %lld; counts must be >= 0", name,
+                        (unsigned)i + 1, (long long)vals[i]);
+    if (g->nvecs >= TG_NONE - 1) return gerr(err, g, line, "too many vectors");
+    size_t ni = name_intern(g, name);
+    if (ni == SIZE_MAX) return oom(err, g);
+    if (b->names[ni].vec != TG_NONE) {
+        char lb[32];
+        return gerr(err, g, line, "duplicate vec '%s' (first declared%s)", name,
+                    at_line(g->vec_line[b->names[ni].vec], lb, sizeof lb));
+    }
+    size_t have = g->vec_off[g->nvecs];
+    if (have + n > TG_NONE - 1) return gerr(err, g, line, "too many vector values");
+    if (have + n > b->cap_vvals) {
+        size_t cap = next_cap(b->cap_vvals, have + n, 64);
+        int64_t *p = realloc(g->vec_val, cap * sizeof *p);
+        if (!p) return oom(err, g);
+        g->vec_val = p;
+        b->cap_vvals = cap;
+    }
+    if (g->nvecs + 1 > b->cap_vecs) {
+        size_t cap = next_cap(b->cap_vecs, (size_t)g->nvecs + 1, 8);
+        uint32_t *p;
+        if (!(p = realloc(g->vec_name, cap * sizeof *p))) return oom(err, g);
+        g->vec_name = p;
+        if (!(p = realloc(g->vec_line, cap * sizeof *p))) return oom(err, g);
+        g->vec_line = p;
+        if (!(p = realloc(g->vec_off, (cap + 1) * sizeof *p))) return oom(err, g);
+        g->vec_off = p;
+        b->cap_vecs = cap;
+    }
+    memcpy(g->vec_val + have, vals, (size_t)n * sizeof *vals);
+    uint32_t vi = g->nvecs++;
+    g->vec_name[vi] = b->names[ni].off;
+    g->vec_line[vi] = line;
+    g->vec_off[vi + 1] = (uint32_t)(have + n);
+    b->names[ni].vec = vi;
+    return (int)vi;
+}
+
+int tg_find_vec(const tg_graph *g, const char *name)
+{
+    if (!g || !name) return -1;
+    const struct tg_build *b = g->build;
+    if (b && b->names) {
+        size_t i = name_slot_of(g, name, strlen(name));
+        return b->names[i].off == TG_NONE || b->names[i].vec == TG_NONE ? -1
+                                                                        : (int)b->names[i].vec;
+    }
+    for (uint32_t i = 0; i < g->nvecs; i++)
+        if (strcmp(g->str + g->vec_name[i], name) == 0) return (int)i;
+    return -1;
+}
+
 /* Position of rank r among the members of group gi, or -1. */
 static int64_t member_pos(const tg_graph *g, uint32_t gi, int32_t r)
 {
@@ -677,6 +761,91 @@ static int find_repeat(const int64_t *v, int n, int64_t *dup)
         if (c[i] == c[i - 1]) *dup = c[i], r = 1;
     free(c);
     return r;
+}
+
+static size_t pair_slot(const struct tg_build *b, uint64_t key)
+{
+    size_t mask = b->m2n_pairs_cap - 1, i = (size_t)mix64(key) & mask;
+    while (b->m2n_pairs[i] != 0 && b->m2n_pairs[i] != key) i = (i + 1) & mask;
+    return i;
+}
+
+static int pair_seen(const struct tg_build *b, uint64_t key)
+{
+    return b->m2n_pairs_cap && b->m2n_pairs[pair_slot(b, key)] == key;
+}
+
+/* Remembers a checked pair; out of memory only means it will be checked again. */
+static void pair_remember(struct tg_build *b, uint64_t key)
+{
+    if ((b->m2n_pairs_len + 1) * 2 > b->m2n_pairs_cap) {
+        size_t cap = b->m2n_pairs_cap ? b->m2n_pairs_cap * 2 : 16;
+        uint64_t *old = b->m2n_pairs, *h = calloc(cap, sizeof *h);
+        if (!h) return;
+        size_t ocap = b->m2n_pairs_cap;
+        b->m2n_pairs = h;
+        b->m2n_pairs_cap = cap;
+        for (size_t i = 0; i < ocap; i++)
+            if (old[i]) h[pair_slot(b, old[i])] = old[i];
+        free(old);
+    }
+    size_t i = pair_slot(b, key);
+    if (b->m2n_pairs[i] == 0) b->m2n_pairs[i] = key, b->m2n_pairs_len++;
+}
+
+/* The m2n args beyond {group, bytes} (already checked): from= a non-empty proper subset of
+ * the group, counts= a vector with one count per receiver (per=recv) or sender (per=send). */
+static int check_m2n(tg_graph *g, const tg_task_spec *t, ms_err *err)
+{
+    const int64_t *a = t->args;
+    uint32_t line = t->line;
+    long long id = (long long)t->id;
+    char rb[256], fb[256];
+    uint32_t gi = (uint32_t)a[0];
+    const char *gname = g->str + g->group_name[gi];
+    if (a[2] < 0 || a[2] >= (int64_t)g->ngroups)
+        return gerr(err, g, line, "task %lld: m2n from= group index %lld names no group", id,
+                    (long long)a[2]);
+    uint32_t fi = (uint32_t)a[2];
+    const char *fname = g->str + g->group_name[fi];
+    uint32_t gsize = g->group_off[gi + 1] - g->group_off[gi];
+    uint32_t fsize = g->group_off[fi + 1] - g->group_off[fi];
+    /* both ascending: one merge walk finds a from rank missing in the group */
+    const int32_t *gr = g->group_ranks + g->group_off[gi], *fr = g->group_ranks + g->group_off[fi];
+    uint64_t key = ((uint64_t)gi << 32 | fi) + 1;
+    int seen = pair_seen(g->build, key);
+    for (uint32_t i = 0, j = 0; j < fsize && !seen; j++) {
+        while (i < gsize && gr[i] < fr[j]) i++;
+        if (i == gsize || gr[i] != fr[j])
+            return gerr(err, g, line,
+                        "task %lld: m2n from=%s (ranks %s) is not a subset of group %s (ranks "
+                        "%s): rank %d is not a member",
+                        id, fname, group_ranks_str(g, fi, fb, sizeof fb), gname,
+                        group_ranks_str(g, gi, rb, sizeof rb), (int)fr[j]);
+    }
+    if (fsize == gsize)
+        return gerr(err, g, line,
+                    "task %lld: m2n from=%s holds every rank of group %s (ranks %s); the senders "
+                    "must be a proper subset, the other ranks receive",
+                    id, fname, gname, group_ranks_str(g, gi, rb, sizeof rb));
+    if (!seen) pair_remember(g->build, key);
+    if (a[4] != TG_M2N_PER_RECV && a[4] != TG_M2N_PER_SEND)
+        return gerr(err, g, line, "task %lld: m2n per=%lld must be %d (recv) or %d (send)", id,
+                    (long long)a[4], TG_M2N_PER_RECV, TG_M2N_PER_SEND);
+    if (a[3] < 0 || a[3] >= (int64_t)g->nvecs)
+        return gerr(err, g, line, "task %lld: m2n counts= vector index %lld names no vector", id,
+                    (long long)a[3]);
+    uint32_t vi = (uint32_t)a[3], vlen = g->vec_off[vi + 1] - g->vec_off[vi];
+    int per_send = a[4] == TG_M2N_PER_SEND;
+    uint32_t want = per_send ? fsize : gsize - fsize;
+    if (vlen != want)
+        return gerr(err, g, line,
+                    "task %lld: m2n counts=%s has %u value%s, expected %u (per=%s: one per %s; "
+                    "group %s has %u ranks, %u of them senders in from=%s)",
+                    id, g->str + g->vec_name[vi], (unsigned)vlen, vlen == 1 ? "" : "s",
+                    (unsigned)want, per_send ? "send" : "recv", per_send ? "sender" : "receiver",
+                    gname, (unsigned)gsize, (unsigned)fsize, fname);
+    return 0;
 }
 
 int64_t tg_add_task(tg_graph *g, const tg_task_spec *t, ms_err *err)
@@ -737,6 +906,7 @@ int64_t tg_add_task(tg_graph *g, const tg_task_spec *t, ms_err *err)
                         "task %lld (rank %d): rank %d is not a member of group %s (ranks %s)", id,
                         (int)t->rank, (int)t->rank, g->str + g->group_name[gi],
                         group_ranks_str(g, (uint32_t)gi, rb, sizeof rb));
+        if (t->op == TG_OP_M2N && check_m2n(g, t, err)) return -1;
         break;
     }
     case TG_KIND_XCHG:
@@ -910,6 +1080,9 @@ static int shrink(tg_graph *g)
     b->rk_rank = NULL;
     b->rk_count = NULL;
     b->rk_cap = b->rk_len = 0;
+    free(b->m2n_pairs);
+    b->m2n_pairs = NULL;
+    b->m2n_pairs_cap = b->m2n_pairs_len = 0;
     return 0;
 }
 
@@ -1225,6 +1398,16 @@ static int pair_xfers(tg_graph *g, ms_err *err)
 
 /* ---- finalize: collective instances -------------------------------------------------- */
 
+/* "bytes=8 from=src counts=c per=recv" of m2n task t */
+static const char *m2n_desc(const tg_graph *g, uint32_t t, char *buf, size_t len)
+{
+    const int64_t *a = tg_task_args(g, t);
+    snprintf(buf, len, "bytes=%lld from=%s counts=%s per=%s", (long long)a[1],
+             g->str + g->group_name[a[2]], g->str + g->vec_name[a[3]],
+             a[4] == TG_M2N_PER_SEND ? "send" : "recv");
+    return buf;
+}
+
 static int form_colls(tg_graph *g, ms_err *err)
 {
     uint32_t n = g->ntasks;
@@ -1334,6 +1517,19 @@ static int form_colls(tg_graph *g, ms_err *err)
                      (long long)g->id[t], (int)g->rank[t], tg_op_get(g->op[t])->name,
                      (long long)tg_task_args(g, t)[1], tdesc(g, r, 1, tb, sizeof tb),
                      tg_op_get(g->op[r])->name, (long long)tg_task_args(g, r)[1],
+                     (unsigned)g->coll_of[t] + 1, g->str + c.name[k], g->str + g->group_name[gi]);
+                goto out;
+            }
+            if (g->op[t] == TG_OP_M2N &&
+                memcmp(tg_task_args(g, r), tg_task_args(g, t),
+                       (size_t)tg_op_get(TG_OP_M2N)->nargs * sizeof *g->arg) != 0) {
+                char tb[96], ma[160], mb[160];
+                gerr(err, g, g->line[t],
+                     "task %lld (rank %d): m2n %s does not match %s: m2n %s; the pieces of "
+                     "collective #%u on stream %s, group %s must agree on bytes, from, counts "
+                     "and per",
+                     (long long)g->id[t], (int)g->rank[t], m2n_desc(g, t, ma, sizeof ma),
+                     tdesc(g, r, 1, tb, sizeof tb), m2n_desc(g, r, mb, sizeof mb),
                      (unsigned)g->coll_of[t] + 1, g->str + c.name[k], g->str + g->group_name[gi]);
                 goto out;
             }
@@ -1540,6 +1736,17 @@ int tg_graph_diff(const tg_graph *a, const tg_graph *b, ms_err *err)
             memcmp(a->group_ranks + a->group_off[i], b->group_ranks + b->group_off[i],
                    (a->group_off[i + 1] - a->group_off[i]) * sizeof *a->group_ranks) != 0)
             return ms_err_set(err, "group %u differs", (unsigned)i);
+    }
+    if (a->nvecs != b->nvecs)
+        return ms_err_set(err, "vector count differs: %u vs %u", (unsigned)a->nvecs,
+                          (unsigned)b->nvecs);
+    for (uint32_t i = 0; i < a->nvecs; i++) {
+        if (!str_eq(a, a->vec_name[i], b, b->vec_name[i]) ||
+            a->vec_off[i + 1] != b->vec_off[i + 1] ||
+            memcmp(a->vec_val + a->vec_off[i], b->vec_val + b->vec_off[i],
+                   (a->vec_off[i + 1] - a->vec_off[i]) * sizeof *a->vec_val) != 0)
+            return ms_err_set(err, "vector %u (%s) differs", (unsigned)i,
+                              a->str + a->vec_name[i]);
     }
     for (uint32_t t = 0; t < a->ntasks; t++) {
         const char *what = NULL;

@@ -156,7 +156,8 @@ static inline int64_t tg_m2n_share(int64_t count, uint32_t n, uint32_t bin, uint
 /* The two sides of m2n task t (any piece of the instance): senders into src (ascending,
  * *nsrc of them) and receivers into dst (*ndst). Each array must hold the group's size.
  * Also returns the counts vector (length *ndst or *nsrc by per) in *counts and per in
- * *per. */
+ * *per (either may be NULL when not wanted). O(group size); t must be an m2n task of a
+ * graph whose tg_add_task accepted it. */
 void tg_m2n_sides(const tg_graph *g, uint32_t t, int32_t *src, uint32_t *nsrc, int32_t *dst,
                   uint32_t *ndst, const int64_t **counts, int *per);
 
@@ -166,8 +167,10 @@ int tg_has_m2n(const tg_graph *g);
 /* The same graph with every m2n piece replaced by the equivalent xchg task (same id, rank,
  * stream, deps, label): a sender's piece sends to every receiver, a receiver's piece
  * receives from every sender, pairs of zero units included (0-byte transfers), so both
- * sides list the same pairs. Groups and vectors are kept. The result is finalized; NULL
- * with err set on failure (out of memory, or more transfers than the IR can hold).
+ * sides list the same pairs. Groups and vectors are kept. g must be finalized (its
+ * collective instances give each exchange's sides once); the cost is linear in g plus the
+ * transfers made. The result is finalized; NULL with err set on failure (g not finalized,
+ * out of memory, more transfers than the IR can hold, or units x bytes beyond int64).
  * Executors run this form; it costs |senders| x |receivers| x 2 transfer entries per
  * exchange, so it is meant for graphs small enough to run. */
 tg_graph *tg_expand_m2n(const tg_graph *g, ms_err *err);
@@ -216,9 +219,10 @@ int64_t tg_add_task(tg_graph *g, const tg_task_spec *t, ms_err *err);
 /* Resolves dependency ids, builds successor lists and stream links, then validates:
  * deps on unknown tasks or on another rank's task, cycles through deps and stream order
  * together, xchg sends and receives that do not pair up with equal byte counts,
- * collectives whose group members lack a piece (or disagree on op or bytes), and
- * cross-rank deadlocks created by rendezvous. Returns 0, or -1 with err naming the
- * file, line and task. A graph must be finalized before it is simulated or written. */
+ * collectives whose group members lack a piece (or disagree on op or bytes; m2n pieces
+ * on every arg), and cross-rank deadlocks created by rendezvous. Returns 0, or -1 with
+ * err naming the file, line and task. A graph must be finalized before it is simulated
+ * or written. */
 int tg_graph_finalize(tg_graph *g, ms_err *err);
 
 /* ---- text format -------------------------------------------------------------------- */
@@ -229,8 +233,8 @@ tg_graph *tg_parse_file(const char *path, ms_err *err);
 tg_graph *tg_parse_stream(FILE *f, const char *name, ms_err *err);
 tg_graph *tg_parse_buffer(const char *buf, size_t len, const char *name, ms_err *err);
 
-/* Writes the canonical text form: `tg 1`, groups, then tasks in index order, fields in
- * canonical order, defaults omitted. parse(write(g)) reproduces g exactly and
+/* Writes the canonical text form: `tg 1`, groups, vectors, then tasks in index order,
+ * fields in canonical order, defaults omitted. parse(write(g)) reproduces g exactly and
  * write(parse(write(g))) is byte-identical. Returns 0 or -1 (I/O error). */
 int tg_write(const tg_graph *g, FILE *f, ms_err *err);
 int tg_write_file(const tg_graph *g, const char *path, ms_err *err);
@@ -258,8 +262,8 @@ int64_t tg_delay_arg(double us);
 uint32_t tg_find_task(const tg_graph *g, int64_t id);
 
 /* Compares two graphs field by field: tasks (id, rank, stream, op, args, deps, transfers,
- * labels), streams and groups; not source lines nor source_name, so a graph and the
- * parse of its written text compare equal. Returns 0 when they are the same, or -1 with
+ * labels), streams, groups and vectors; not source lines nor source_name, so a graph and
+ * the parse of its written text compare equal. Returns 0 when they are the same, or -1 with
  * err describing the first difference. For tests and round-trip checks. */
 int tg_graph_diff(const tg_graph *a, const tg_graph *b, ms_err *err);
 

@@ -1,7 +1,7 @@
 /* Reader of the .tg text format (grammar in docs/IR.md). Input is read one line at a time
  * (never the whole file), split into key=value fields in place, checked, and appended
- * with tg_add_group/tg_add_task; the graph is finalized at the end. Op fields are looked
- * up in the op table, so new compute ops need no change here. */
+ * with tg_add_group/tg_add_vec/tg_add_task; the graph is finalized at the end. Op fields
+ * are looked up in the op table, so new compute ops need no change here. */
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -32,6 +32,8 @@ typedef struct parser {
     size_t nx, cap_peer, cap_bytes, cap_send;
     int32_t *ranks;
     size_t cap_ranks;
+    int64_t *vals; /* counts of a vec record */
+    size_t cap_vals;
     char *buf; /* line copy for tg_parse_buffer */
     size_t cap_buf;
 } parser;
@@ -203,6 +205,45 @@ static int parse_group(parser *p)
     }
     if (!have) return perr(p, "group %s: missing field 'ranks'", name);
     return tg_add_group(p->g, name, p->ranks, (int)n, p->line, p->err) < 0 ? -1 : 0;
+}
+
+static int parse_vec(parser *p)
+{
+    if (p->nf < 2 || p->f[1].val) return perr(p, "vec: expected 'vec NAME counts=C,C,...'");
+    const char *name = p->f[1].key;
+    int have = 0;
+    size_t n = 0;
+    for (size_t i = 2; i < p->nf; i++) {
+        field *F = &p->f[i];
+        if (!F->val) return perr(p, "vec %s: expected key=value, got '%s'", name, F->key);
+        if (strcmp(F->key, "counts") != 0)
+            return perr(p, "vec %s: unknown field '%s' (a vec has only counts=)", name, F->key);
+        if (have) return perr(p, "vec %s: duplicate field 'counts'", name);
+        if (F->quoted) return perr(p, "vec %s: counts= must not be quoted", name);
+        have = 1;
+        const char *s = F->val, *end = F->val + F->vlen;
+        for (;;) {
+            const char *e = memchr(s, ',', (size_t)(end - s));
+            if (!e) e = end;
+            int64_t v;
+            int rc = parse_i64(s, (size_t)(e - s), &v);
+            if (rc == -1)
+                return perr(p, "vec %s: bad count '%.*s' in counts=: expected an integer", name,
+                            (int)(e - s), s);
+            if (rc == -2)
+                return perr(p, "vec %s: count %.*s in counts= is out of range", name,
+                            (int)(e - s), s);
+            if (v < 0)
+                return perr(p, "vec %s: count %lld in counts= must be >= 0", name, (long long)v);
+            if (n >= INT32_MAX / 2) return perr(p, "vec %s: too many counts", name);
+            GROW(p->vals, p->cap_vals, n + 1, return perr(p, "out of memory"));
+            p->vals[n++] = v;
+            if (e == end) break;
+            s = e + 1;
+        }
+    }
+    if (!have) return perr(p, "vec %s: missing field 'counts'", name);
+    return tg_add_vec(p->g, name, p->vals, (uint32_t)n, p->line, p->err) < 0 ? -1 : 0;
 }
 
 /* Parses "ID,ID,..." into p->after. */
@@ -381,6 +422,25 @@ static int parse_task(parser *p)
                                    "before its first use)",
                                 id, F->val);
                 args[arg] = gi;
+            } else if (op == TG_OP_M2N && arg >= 2) { /* from=GROUP counts=VEC per=WORD */
+                int x = -1;
+                if (arg == 2 && (x = tg_find_group(p->g, F->val)) < 0)
+                    return perr(p, "task %lld: unknown group '%s' in from= (declare it with a "
+                                   "group line before its first use)",
+                                id, F->val);
+                if (arg == 3 && (x = tg_find_vec(p->g, F->val)) < 0)
+                    return perr(p, "task %lld: unknown vector '%s' in counts= (declare it with "
+                                   "a vec line before its first use)",
+                                id, F->val);
+                if (arg == 4) {
+                    if (strcmp(F->val, "recv") == 0) x = TG_M2N_PER_RECV;
+                    else if (strcmp(F->val, "send") == 0) x = TG_M2N_PER_SEND;
+                    else
+                        return perr(p, "task %lld: bad value '%s' for field 'per': expected "
+                                       "recv or send",
+                                    id, F->val);
+                }
+                args[arg] = x;
             } else {
                 rc = parse_i64(F->val, F->vlen, &v);
                 if (rc == -1)
@@ -422,13 +482,14 @@ static int parse_line(parser *p, char *s, size_t len)
     if (tokenize(p, s, len)) return -1;
     if (p->nf == 0) return 0;
     const field *F = &p->f[0];
-    if (F->val) return perr(p, "expected a record (tg, group or task), got '%s='", F->key);
+    if (F->val) return perr(p, "expected a record (tg, group, vec or task), got '%s='", F->key);
     if (strcmp(F->key, "tg") == 0) return parse_header(p);
     if (!p->header_line)
         return perr(p, "expected 'tg %d' as the first line, got '%s'", TG_VERSION, F->key);
     if (strcmp(F->key, "task") == 0) return parse_task(p);
     if (strcmp(F->key, "group") == 0) return parse_group(p);
-    return perr(p, "unknown record '%s' (expected 'task' or 'group')", F->key);
+    if (strcmp(F->key, "vec") == 0) return parse_vec(p);
+    return perr(p, "unknown record '%s' (expected 'task', 'group' or 'vec')", F->key);
 }
 
 static void parser_release(parser *p)
@@ -439,6 +500,7 @@ static void parser_release(parser *p)
     free(p->bytes);
     free(p->send);
     free(p->ranks);
+    free(p->vals);
     free(p->buf);
 }
 

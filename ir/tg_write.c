@@ -1,6 +1,7 @@
-/* Writer of the canonical .tg text form: `tg 1`, the groups, then one line per task in
- * index order with fields in canonical order and defaults omitted. Output goes through a
- * private buffer with a hand-written integer formatter (a million-task graph is ~100 MB). */
+/* Writer of the canonical .tg text form: `tg 1`, the groups, the count vectors, then one
+ * line per task in index order with fields in canonical order and defaults omitted. Output
+ * goes through a private buffer with a hand-written integer formatter (a million-task
+ * graph is ~100 MB). */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -141,6 +142,14 @@ static void w_task(wbuf *w, const tg_graph *g, uint32_t t)
         w_str(w, g->str + g->group_name[a[0]]);
         w_key(w, info->arg[1]);
         w_i64(w, a[1]);
+        if (g->op[t] == TG_OP_M2N) { /* from= a group, counts= a vector, per= a word */
+            w_key(w, info->arg[2]);
+            w_str(w, g->str + g->group_name[a[2]]);
+            w_key(w, info->arg[3]);
+            w_str(w, g->str + g->vec_name[a[3]]);
+            w_key(w, info->arg[4]);
+            w_str(w, a[4] == TG_M2N_PER_SEND ? "send" : "recv");
+        }
         break;
     }
     if (g->dep_off[t + 1] > g->dep_off[t]) {
@@ -176,6 +185,16 @@ int tg_write(const tg_graph *g, FILE *f, ms_err *err)
         for (uint32_t j = g->group_off[i]; j < g->group_off[i + 1]; j++) {
             if (j > g->group_off[i]) w_chr(w, ',');
             w_i64(w, g->group_ranks[j]);
+        }
+        w_chr(w, '\n');
+    }
+    for (uint32_t i = 0; i < g->nvecs; i++) {
+        w_str(w, "vec ");
+        w_str(w, g->str + g->vec_name[i]);
+        w_str(w, " counts=");
+        for (uint32_t j = g->vec_off[i]; j < g->vec_off[i + 1]; j++) {
+            if (j > g->vec_off[i]) w_chr(w, ',');
+            w_i64(w, g->vec_val[j]);
         }
         w_chr(w, '\n');
     }

@@ -141,8 +141,9 @@ sim_engine *sim_create(const tg_graph *g, const topo *t, const cdb *db, const ne
     s->left = malloc((n ? n : 1) * sizeof *s->left);
     s->coll_started = calloc(g->ncoll ? g->ncoll : 1, sizeof *s->coll_started);
     s->done_buf = malloc(256 * sizeof *s->done_buf);
+    s->m2n_side = malloc(2 * ((size_t)g->nranks + 1) * sizeof *s->m2n_side);
     if (!s->dur || !s->start || !s->end || !s->active || !s->left || !s->coll_started ||
-        !s->done_buf) {
+        !s->done_buf || !s->m2n_side) {
         ms_err_set(err, "out of memory for the simulator's state of %u tasks", n);
         sim_free(s);
         return NULL;
@@ -192,6 +193,7 @@ void sim_free(sim_engine *s)
     free(s->left);
     free(s->coll_started);
     free(s->done_buf);
+    free(s->m2n_side);
     free(s->stream_cur);
     sim_summary_release(&s->sum);
     free(s);
@@ -228,6 +230,35 @@ static int start_xfer(sim_engine *s, uint32_t x, double now, ms_err *err)
     return 0;
 }
 
+/* Starts m2n collective instance c (t one of its pieces) now that every member is there:
+ * the network model answers its end now, or reports id nxfers + c from advance(). */
+static int start_m2n(sim_engine *s, uint32_t t, uint32_t c, double now, ms_err *err)
+{
+    const tg_graph *g = s->g;
+    net_m2n x = {.src = s->m2n_side, .dst = s->m2n_side + g->nranks + 1,
+                 .unit_bytes = (double)tg_task_args(g, t)[1]};
+    tg_m2n_sides(g, t, s->m2n_side, &x.nsrc, s->m2n_side + g->nranks + 1, &x.ndst, &x.counts,
+                 &x.per);
+    double end = s->net->m2n_start(s->netstate, now, g->nxfers + c, &x);
+    if (isnan(end)) {
+        char who[256];
+        sim_describe_task(g, t, who, sizeof who);
+        return ms_err_set(err, "network model '%s' could not start the m2n exchange of %s "
+                               "(out of memory)", s->net->name, who);
+    }
+    if (end >= 0) return push(s, end, EV_COLL_END, c, err);
+    return 0;
+}
+
+static int finish_coll(sim_engine *s, uint32_t c, double now, ms_err *err)
+{
+    const tg_graph *g = s->g;
+    int rc = 0;
+    for (uint32_t i = g->coll_off[c]; i < g->coll_off[c + 1] && !rc; i++)
+        rc = finish_task(s, g->coll_task[i], now, err);
+    return rc;
+}
+
 static int start_task(sim_engine *s, uint32_t t, double now, ms_err *err)
 {
     const tg_graph *g = s->g;
@@ -258,9 +289,10 @@ static int start_task(sim_engine *s, uint32_t t, double now, ms_err *err)
         uint32_t grp = (uint32_t)a[0];
         const int32_t *ranks = g->group_ranks + g->group_off[grp];
         int nr = (int)(g->group_off[grp + 1] - g->group_off[grp]);
-        double d = s->net->coll_time(s->netstate, (tg_op)g->op[t], ranks, nr, (double)a[1]);
         for (uint32_t i = g->coll_off[c]; i < g->coll_off[c + 1]; i++)
             s->active[g->coll_task[i]] = now;
+        if (g->op[t] == TG_OP_M2N) return start_m2n(s, t, c, now, err);
+        double d = s->net->coll_time(s->netstate, (tg_op)g->op[t], ranks, nr, (double)a[1]);
         return push(s, now + d, EV_COLL_END, c, err);
     }
     }
@@ -364,8 +396,7 @@ int sim_run(sim_engine *s, ms_err *err)
                 rc = xfer_end(s, ev.what, now, err);
                 break;
             case EV_COLL_END:
-                for (uint32_t i = g->coll_off[ev.what]; i < g->coll_off[ev.what + 1] && !rc; i++)
-                    rc = finish_task(s, g->coll_task[i], now, err);
+                rc = finish_coll(s, ev.what, now, err);
                 break;
             }
             if (rc) return -1;
@@ -374,8 +405,12 @@ int sim_run(sim_engine *s, ms_err *err)
             int k;
             while ((k = s->net->advance(s->netstate, now, s->done_buf, 256)) > 0) {
                 events += (uint64_t)k;
-                for (int i = 0; i < k; i++)
-                    if (xfer_end(s, s->done_buf[i], now, err) != 0) return -1;
+                for (int i = 0; i < k; i++) {
+                    uint32_t id = s->done_buf[i];
+                    int rc = id < g->nxfers ? xfer_end(s, id, now, err)
+                                            : finish_coll(s, id - g->nxfers, now, err);
+                    if (rc != 0) return -1;
+                }
             }
         }
     }

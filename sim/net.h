@@ -11,6 +11,17 @@
 #include "core/topo.h"
 #include "ir/tg.h"
 
+/* An m2n exchange (ir/tg.h) as the network models see it: senders src[0..nsrc), receivers
+ * dst[0..ndst), both ascending and disjoint; counts per receiver (per = TG_M2N_PER_RECV)
+ * or per sender (TG_M2N_PER_SEND), spread by tg_m2n_share; unit_bytes per count unit. */
+typedef struct net_m2n {
+    const int32_t *src, *dst;
+    uint32_t nsrc, ndst;
+    const int64_t *counts;
+    int per;
+    double unit_bytes;
+} net_m2n;
+
 typedef struct net_ops {
     const char *name;
     /* Creates the model's state for a topology; NULL with err set on failure. */
@@ -24,6 +35,11 @@ typedef struct net_ops {
     /* Duration in seconds of a collective of `op` (TG_OP_ALLREDUCE, ...) whose members
      * are ranks[0..n), with per-rank `bytes` as in docs/IR.md. */
     double (*coll_time)(void *self, tg_op op, const int32_t *ranks, int n, double bytes);
+    /* An m2n exchange `id` (an id space disjoint from transfers': the engine's choice)
+     * begins at now_s with every member present. Returns its end (>= now_s), a negative
+     * number if advance() will report id, or NaN when the model cannot take it (out of
+     * memory). */
+    double (*m2n_start)(void *self, double now_s, uint32_t id, const net_m2n *x);
     /* Earliest pending transfer end the model owns, or INFINITY (NULL: never any). */
     double (*next_time)(void *self);
     /* Moves to now_s and writes up to max ids of transfers ending at now_s into done;
@@ -40,6 +56,11 @@ extern const net_ops net_analytic;
 
 /* The flow-level model: transfers share links max-min fairly (docs/SIM.md). */
 extern const net_ops net_flow;
+
+/* The analytic model's time for the m2n exchange of which task `task` of g is a piece (the
+ * slowest pair: latency + bytes / bandwidth, no contention), for bounds and solvers;
+ * NaN when out of memory. */
+double net_m2n_task_time(const topo *t, const tg_graph *g, uint32_t task);
 
 /* Looks a model up by name ("analytic", "flow"); NULL if unknown. */
 const net_ops *net_find(const char *name);

@@ -14,13 +14,6 @@ typedef struct analytic {
     double local_latency_s;      /* GPU link up + down inside a node */
 } analytic;
 
-/* Bottleneck of a cross-node route: the intra link or the GPU's share of its node's NICs. */
-static double cross_bw(const topo *t)
-{
-    double nic = t->nodes > 1 ? topo_gpu_nic_bw(t) : INFINITY;
-    return fmin(t->intra.bw_bytes_per_s, nic);
-}
-
 static void *analytic_create(const topo *t, ms_err *err)
 {
     if (topo_check(t, err) != 0) return NULL;
@@ -32,7 +25,7 @@ static void *analytic_create(const topo *t, ms_err *err)
     a->t = *t;
     a->local_latency_s = net_local_latency_s(t);
     a->cross_latency_s = net_cross_latency_s(t);
-    a->cross_bw_bytes_per_s = cross_bw(t);
+    a->cross_bw_bytes_per_s = net_cross_bw(t);
     return a;
 }
 
@@ -58,7 +51,7 @@ double net_analytic_coll_time(const topo *t, tg_op op, const int32_t *ranks, int
     int one_node = 1;
     for (int i = 1; i < n; i++)
         if (topo_node_of(t, ranks[i]) != topo_node_of(t, ranks[0])) one_node = 0;
-    double bw = one_node ? t->intra.bw_bytes_per_s : cross_bw(t);
+    double bw = one_node ? t->intra.bw_bytes_per_s : net_cross_bw(t);
     double lat = one_node ? net_local_latency_s(t) : net_cross_latency_s(t);
     switch (op) {
     case TG_OP_ALLREDUCE: /* busbw factor 2(n-1)/n on the buffer */
@@ -77,12 +70,20 @@ static double analytic_coll(void *self, tg_op op, const int32_t *ranks, int n, d
     return net_analytic_coll_time(&a->t, op, ranks, n, bytes);
 }
 
+static double analytic_m2n(void *self, double now_s, uint32_t id, const net_m2n *x)
+{
+    (void)id;
+    const analytic *a = self;
+    return now_s + net_m2n_analytic_time(&a->t, x);
+}
+
 const net_ops net_analytic = {
     .name = "analytic",
     .create = analytic_create,
     .free = analytic_free,
     .xfer_start = analytic_xfer,
     .coll_time = analytic_coll,
+    .m2n_start = analytic_m2n,
     .next_time = NULL,
     .advance = NULL,
 };

@@ -56,6 +56,25 @@ typedef struct done_ent {
     uint32_t id;
 } done_ent;
 
+/* An m2n exchange as one coflow: its flows progress together, at a level in bytes/s of
+ * an average flow (total bytes / flows), and put weight w = (link bytes) / (average flow
+ * bytes) on each link they cross, i.e. the link counts it as that many average flows.
+ * Alone on the network it ends when its most loaded link has carried its load, which is
+ * when max-min sharing of the same flows would end them all if they are balanced. */
+typedef struct coflow {
+    double join_s; /* end of the latency phase */
+    double rem;    /* level units (bytes of an average flow) still to go */
+    double rate;   /* level from the last fill */
+    double end;
+    uint64_t seq;
+    uint32_t id;
+    uint32_t nlink;
+    uint32_t *link; /* link ids */
+    double *w;      /* weight on each */
+    uint32_t *apos; /* index in act_link, refreshed by each fill */
+    uint8_t sharing, frozen;
+} coflow;
+
 typedef struct link_key { /* a link in the filling heap, keyed by its fair share */
     double share;
     uint32_t a; /* index in act_link */
@@ -71,13 +90,15 @@ typedef struct flownet {
     /* Per link (ids: see link_cap), calloc'd so pages of idle links are never touched. */
     uint32_t *link_nflows; /* sharing flows through the link */
     uint32_t *link_apos;   /* 1 + index in act_link; 0 when not in it */
+    uint32_t *link_ncof;   /* sharing coflows through the link */
 
     /* The links of the current bucketing: those with sharing flows, plus those whose
      * flows all ended since (they drop out at the next rebuild); per-link fill scratch. */
     uint32_t nact, acap;
     uint32_t *act_link;
     double *act_cap;   /* capacity not yet given to frozen flows, bytes/s */
-    uint32_t *act_n;   /* flows through it not yet frozen */
+    uint32_t *act_n;   /* flows and coflows through it not yet frozen */
+    double *act_w;     /* their weight: 1 per flow, a coflow's w */
     uint32_t *act_off; /* [acap + 1] where each link's flows start in csr */
     link_key *lheap;
 
@@ -97,6 +118,13 @@ typedef struct flownet {
     int rebucket;   /* flows joined since the bucketing was built */
     done_ent *done; /* [scap] ends at the current instant, reported by advance() */
     uint32_t ndone, done_next;
+
+    /* Coflows (m2n exchanges), waiting or sharing; few at a time, kept unordered. A fill
+     * lists the sharing ones by link in cof_off/cof_idx ([acap + 1], [cof_links]). */
+    coflow *cof;
+    uint32_t ncof, cofcap;
+    uint32_t *cof_off, *cof_idx;
+    size_t cof_links, cof_idx_cap;
 
     double clock_s;    /* time at which rem is valid */
     double next_end_s; /* earliest end among sharing flows (valid when !dirty) */
@@ -174,7 +202,7 @@ static void rebucket(flownet *fn)
     fn->nslot = fn->nlive = n;
     for (uint32_t a = 0; a < fn->nact; a++) {
         uint32_t l = fn->act_link[a];
-        if (fn->link_nflows[l] == 0) {
+        if (fn->link_nflows[l] == 0 && fn->link_ncof[l] == 0) {
             fn->link_apos[l] = 0;
             continue;
         }
@@ -200,11 +228,40 @@ static void rebucket(flownet *fn)
     fn->rebucket = 0;
 }
 
+/* Lists the sharing coflows by act_link position (cof_off/cof_idx), refreshing their
+ * apos after a rebucket, and adds their weights to act_w. Room was made when each coflow
+ * was created (reserve_coflow). */
+static void bucket_coflows(flownet *fn)
+{
+    uint32_t na = fn->nact, *off = fn->cof_off;
+    memset(off, 0, ((size_t)na + 1) * sizeof *off);
+    for (uint32_t c = 0; c < fn->ncof; c++) {
+        coflow *f = &fn->cof[c];
+        if (!f->sharing) continue;
+        f->frozen = 0;
+        for (uint32_t k = 0; k < f->nlink; k++) {
+            uint32_t a = fn->link_apos[f->link[k]] - 1;
+            f->apos[k] = a;
+            fn->act_w[a] += f->w[k];
+            off[a + 1]++;
+        }
+    }
+    for (uint32_t a = 0; a < na; a++) off[a + 1] += off[a];
+    for (uint32_t c = 0; c < fn->ncof; c++) { /* off[a] advances as a cursor, then shifts */
+        coflow *f = &fn->cof[c];
+        if (!f->sharing) continue;
+        for (uint32_t k = 0; k < f->nlink; k++) fn->cof_idx[off[f->apos[k]]++] = c;
+    }
+    for (uint32_t a = na; a > 0; a--) off[a] = off[a - 1];
+    off[0] = 0;
+}
+
 /* Progressive filling: repeatedly take the link with the smallest fair share (remaining
- * capacity / unfrozen flows), freeze its unfrozen flows at that share and take their rate
- * off every link they cross. Shares only grow as flows freeze, so a lazy heap works: a
- * popped link whose share has grown goes back with the new key. Cost O(flows + share
- * changes x log links), however many bottleneck levels there are. */
+ * capacity / weight of its unfrozen flows and coflows), freeze those at that share and
+ * take their use off every link they cross. Shares only grow as flows freeze, so a lazy
+ * heap works: a popped link whose share has grown goes back with the new key. Cost
+ * O(flows + coflow links + share changes x log links), however many bottleneck levels
+ * there are. Without coflows every weight is 1 and act_w counts flows exactly. */
 static void fill(flownet *fn)
 {
     if (fn->rebucket || fn->nslot - fn->nlive > fn->nlive) rebucket(fn);
@@ -212,26 +269,31 @@ static void fill(flownet *fn)
     const uint32_t na = fn->nact, ns = fn->nslot;
     const uint32_t *act_link = fn->act_link, *act_off = fn->act_off, *csr = fn->csr;
     uint32_t *act_n = fn->act_n;
-    double *act_cap = fn->act_cap;
+    double *act_cap = fn->act_cap, *act_w = fn->act_w;
     fhot *hot = fn->hot;
     link_key *h = fn->lheap;
     uint32_t nh = 0;
     for (uint32_t a = 0; a < na; a++) {
-        uint32_t l = act_link[a], n = fn->link_nflows[l];
-        act_n[a] = n;
+        uint32_t l = act_link[a];
+        act_n[a] = fn->link_nflows[l] + fn->link_ncof[l];
+        act_w[a] = fn->link_nflows[l];
         act_cap[a] = link_cap(fn, l);
-        if (n) h[nh++] = (link_key){act_cap[a] / n, a};
     }
+    if (fn->ncof) bucket_coflows(fn);
+    for (uint32_t a = 0; a < na; a++)
+        if (act_n[a]) h[nh++] = (link_key){act_cap[a] / act_w[a], a};
     for (uint32_t i = 0; i < ns; i++) hot[i].frozen = hot[i].nlink == 0; /* holes: done */
     for (uint32_t i = nh / 2; i-- > 0;) key_sift_down(h, nh, i);
-    while (nh > 0) {
+    uint32_t unfrozen = fn->nlive; /* flows and coflows left; done when none */
+    for (uint32_t c = 0; c < fn->ncof; c++) unfrozen += fn->cof[c].sharing;
+    while (nh > 0 && unfrozen > 0) {
         uint32_t a = h[0].a;
         if (act_n[a] == 0) { /* every flow through it is frozen already */
             h[0] = h[--nh];
             key_sift_down(h, nh, 0);
             continue;
         }
-        double cur = act_cap[a] / act_n[a];
+        double cur = act_cap[a] / act_w[a];
         if (cur > h[0].share) { /* stale key: its share grew since it was pushed */
             h[0].share = cur;
             key_sift_down(h, nh, 0);
@@ -245,8 +307,23 @@ static void fill(flownet *fn)
             if (f->frozen) continue;
             f->frozen = 1;
             f->rate = cur;
+            unfrozen--;
             for (uint32_t k = 0, nl = f->nlink; k < nl; k++) {
                 act_cap[f->apos[k]] -= cur;
+                act_w[f->apos[k]] -= 1;
+                act_n[f->apos[k]]--;
+            }
+        }
+        if (!fn->ncof) continue;
+        for (uint32_t j = fn->cof_off[a], e = fn->cof_off[a + 1]; j < e; j++) {
+            coflow *f = &fn->cof[fn->cof_idx[j]];
+            if (f->frozen) continue;
+            f->frozen = 1;
+            f->rate = cur;
+            unfrozen--;
+            for (uint32_t k = 0; k < f->nlink; k++) {
+                act_cap[f->apos[k]] -= cur * f->w[k];
+                act_w[f->apos[k]] -= f->w[k];
                 act_n[f->apos[k]]--;
             }
         }
@@ -258,6 +335,12 @@ static void fill(flownet *fn)
         double e = clock + rem[i] / hot[i].rate;
         end[i] = e;
         if (e < next) next = e;
+    }
+    for (uint32_t c = 0; c < fn->ncof; c++) {
+        coflow *f = &fn->cof[c];
+        if (!f->sharing) continue;
+        f->end = clock + f->rem / f->rate;
+        if (f->end < next) next = f->end;
     }
     fn->next_end_s = next;
     fn->dirty = 0;
@@ -271,6 +354,21 @@ static void fill(flownet *fn)
         if (!q_) return -1;                                                                \
         (p) = q_;                                                                          \
     } while (0)
+
+/* Makes room for `need` links in the current bucketing (never shrinks). */
+static int reserve_act(flownet *fn, uint32_t need)
+{
+    if (need <= fn->acap) return 0;
+    GROW(fn->act_link, need);
+    GROW(fn->act_cap, need);
+    GROW(fn->act_n, need);
+    GROW(fn->act_w, need);
+    GROW(fn->act_off, (size_t)need + 1);
+    GROW(fn->cof_off, (size_t)need + 1);
+    GROW(fn->lheap, need);
+    fn->acap = need;
+    return 0;
+}
 
 /* Makes room for `need` sharing flows (and the per-link scratch with them). */
 static int reserve_sharing(flownet *fn, uint32_t need)
@@ -288,16 +386,29 @@ static int reserve_sharing(flownet *fn, uint32_t need)
     GROW(fn->id, cap);
     GROW(fn->link, 4 * (size_t)cap);
     GROW(fn->csr, 4 * (size_t)cap);
-    GROW(fn->done, cap);
-    /* Every link in act_link was brought there by a flow that still holds a slot. */
-    uint32_t acap = 4 * cap < fn->nlinks ? 4 * cap : fn->nlinks;
-    GROW(fn->act_link, acap);
-    GROW(fn->act_cap, acap);
-    GROW(fn->act_n, acap);
-    GROW(fn->act_off, acap + 1);
-    GROW(fn->lheap, acap);
+    GROW(fn->done, (size_t)cap + fn->cofcap);
     fn->scap = cap;
-    fn->acap = acap;
+    /* Every link in act_link was brought there by a flow that still holds a slot (or by a
+     * coflow, which made room for every link). */
+    return reserve_act(fn, 4 * cap < fn->nlinks ? 4 * cap : fn->nlinks);
+}
+
+/* Makes room for one more coflow of nlink links (and the fill's lists of them). */
+static int reserve_coflow(flownet *fn, uint32_t nlink)
+{
+    if (reserve_act(fn, fn->nlinks) != 0) return -1;
+    if (fn->ncof == fn->cofcap) {
+        uint32_t cap = fn->cofcap ? 2 * fn->cofcap : 8;
+        GROW(fn->cof, cap);
+        fn->cofcap = cap;
+        GROW(fn->done, (size_t)fn->scap + cap);
+    }
+    if (fn->cof_links + nlink > fn->cof_idx_cap) {
+        size_t cap = fn->cof_idx_cap ? fn->cof_idx_cap : 4096;
+        while (cap < fn->cof_links + nlink) cap *= 2;
+        GROW(fn->cof_idx, cap);
+        fn->cof_idx_cap = cap;
+    }
     return 0;
 }
 
@@ -338,6 +449,12 @@ static void flow_free(void *self)
     if (!fn) return;
     free(fn->link_nflows);
     free(fn->link_apos);
+    free(fn->link_ncof);
+    for (uint32_t c = 0; c < fn->ncof; c++) free(fn->cof[c].link);
+    free(fn->cof);
+    free(fn->cof_off);
+    free(fn->cof_idx);
+    free(fn->act_w);
     free(fn->act_link);
     free(fn->act_cap);
     free(fn->act_n);
@@ -375,7 +492,8 @@ static void *flow_create(const topo *t, ms_err *err)
     fn->next_end_s = INFINITY;
     fn->link_nflows = calloc(fn->nlinks, sizeof *fn->link_nflows);
     fn->link_apos = calloc(fn->nlinks, sizeof *fn->link_apos);
-    if (!fn->link_nflows || !fn->link_apos || reserve_sharing(fn, FIRST_FLOWS) != 0 ||
+    fn->link_ncof = calloc(fn->nlinks, sizeof *fn->link_ncof);
+    if (!fn->link_nflows || !fn->link_apos || !fn->link_ncof || reserve_sharing(fn, FIRST_FLOWS) != 0 ||
         wq_grow(&fn->wait[0]) != 0 || wq_grow(&fn->wait[1]) != 0) {
         ms_err_set(err, "out of memory for the flow model's %u links", fn->nlinks);
         flow_free(fn);
@@ -416,6 +534,21 @@ static void collect_ends(flownet *fn, double now_s)
             if (rem[i] < 0) rem[i] = 0;
         }
     }
+    for (uint32_t c = fn->ncof; c-- > 0;) {
+        coflow *f = &fn->cof[c];
+        if (!f->sharing) continue;
+        if (f->end <= thr) {
+            for (uint32_t k = 0; k < f->nlink; k++) fn->link_ncof[f->link[k]]--;
+            fn->done[fn->ndone++] = (done_ent){f->seq, f->id};
+            fn->cof_links -= f->nlink;
+            free(f->link);
+            fn->cof[c] = fn->cof[--fn->ncof];
+            fn->dirty = 1;
+        } else if (dt > 0) {
+            f->rem -= f->rate * dt;
+            if (f->rem < 0) f->rem = 0;
+        }
+    }
     fn->clock_s = now_s;
     if (fn->ndone > 1) qsort(fn->done, fn->ndone, sizeof *fn->done, done_cmp);
 }
@@ -448,6 +581,30 @@ static void join_due(flownet *fn, double now_s)
         fn->dirty = 1;
         fn->rebucket = 1;
     }
+    for (uint32_t c = 0; c < fn->ncof; c++) {
+        coflow *f = &fn->cof[c];
+        if (f->sharing || f->join_s > now_s) continue;
+        f->sharing = 1;
+        for (uint32_t k = 0; k < f->nlink; k++) {
+            uint32_t l = f->link[k];
+            fn->link_ncof[l]++;
+            if (fn->link_apos[l] == 0) {
+                fn->act_link[fn->nact] = l;
+                fn->link_apos[l] = ++fn->nact;
+            }
+        }
+        fn->dirty = 1;
+        fn->rebucket = 1;
+    }
+}
+
+/* The earliest join of a waiting coflow, or INFINITY. */
+static double coflow_next_join(const flownet *fn)
+{
+    double t = INFINITY;
+    for (uint32_t c = 0; c < fn->ncof; c++)
+        if (!fn->cof[c].sharing && fn->cof[c].join_s < t) t = fn->cof[c].join_s;
+    return t;
 }
 
 /* ---- the net_ops interface ------------------------------------------------------------- */
@@ -476,6 +633,78 @@ static double flow_xfer(void *self, double now_s, uint32_t id, int src, int dst,
     return -1;
 }
 
+/* Adds link l with load `bytes` to the coflow being built (loads of zero are left out). */
+static void cof_add(coflow *f, uint32_t l, double bytes, double avg)
+{
+    if (!(bytes > 0)) return;
+    f->link[f->nlink] = l;
+    f->w[f->nlink] = bytes / avg;
+    f->nlink++;
+}
+
+static double flow_m2n(void *self, double now_s, uint32_t id, const net_m2n *x)
+{
+    flownet *fn = self;
+    net_m2n_load ld;
+    if (net_m2n_loads(&fn->t, x, &ld) != 0) return NAN;
+    /* Latency: across nodes if any pair is (as its slowest pair would pay). */
+    int one_node = 1;
+    uint32_t g = (uint32_t)fn->t.gpus_per_node, node = (uint32_t)x->src[0] / g;
+    for (uint32_t i = 0; i < x->nsrc && one_node; i++) one_node = (uint32_t)x->src[i] / g == node;
+    for (uint32_t j = 0; j < x->ndst && one_node; j++) one_node = (uint32_t)x->dst[j] / g == node;
+    double lat = fn->lat_s[!one_node];
+    if (!(ld.total_bytes > 0)) {
+        net_m2n_load_free(&ld);
+        return now_s + lat;
+    }
+    /* Links: each member's GPU link, each NIC's share of the cross-node part. */
+    uint32_t most = 2 * (x->nsrc + x->ndst);
+    if (reserve_coflow(fn, most) != 0) {
+        net_m2n_load_free(&ld);
+        return NAN;
+    }
+    coflow f = {0};
+    f.link = malloc((size_t)most * (2 * sizeof *f.link + sizeof *f.w));
+    if (!f.link) {
+        net_m2n_load_free(&ld);
+        return NAN;
+    }
+    f.w = (double *)(f.link + most);
+    f.apos = (uint32_t *)(f.w + most);
+    double avg = ld.total_bytes / ld.pairs;
+    uint32_t R = fn->ranks, K = fn->nics_used;
+    uint32_t N = (uint32_t)fn->t.nodes;
+    /* NIC loads accumulate over the members of a node: members are ascending, so the
+     * members of one NIC of one node are not adjacent (rails); sum them in a scratch. */
+    double *nic = K ? calloc(2 * (size_t)N * K, sizeof *nic) : NULL;
+    if (K && !nic) {
+        free(f.link);
+        net_m2n_load_free(&ld);
+        return NAN;
+    }
+    for (uint32_t i = 0; i < x->nsrc; i++) {
+        uint32_t r = (uint32_t)x->src[i];
+        cof_add(&f, r, ld.src_total[i], avg);
+        if (K) nic[(r / g) * K + (r % g) % K] += ld.src_cross[i];
+    }
+    for (uint32_t j = 0; j < x->ndst; j++) {
+        uint32_t r = (uint32_t)x->dst[j];
+        cof_add(&f, R + r, ld.dst_total[j], avg);
+        if (K) nic[(size_t)N * K + (r / g) * K + (r % g) % K] += ld.dst_cross[j];
+    }
+    for (size_t k = 0; K && k < 2 * (size_t)N * K; k++)
+        if (f.nlink < most) cof_add(&f, 2 * R + (uint32_t)k, nic[k], avg);
+    free(nic);
+    net_m2n_load_free(&ld);
+    f.join_s = now_s + lat;
+    f.rem = avg;
+    f.seq = fn->nseq++;
+    f.id = id;
+    fn->cof[fn->ncof++] = f;
+    fn->cof_links += f.nlink;
+    return -1;
+}
+
 static double flow_coll(void *self, tg_op op, const int32_t *ranks, int n, double bytes)
 {
     const flownet *fn = self;
@@ -488,6 +717,7 @@ static double flow_next_time(void *self)
     if (fn->done_next < fn->ndone) return fn->clock_s; /* a batch is being reported */
     wqueue *q = next_join(fn);
     double join = q ? wq_front(q)->join_s : INFINITY;
+    if (fn->ncof) join = fmin(join, coflow_next_join(fn));
     if (join <= fn->clock_s) return join; /* joins now: fill once they are in */
     if (fn->dirty) fill(fn);
     return fmin(fn->next_end_s, join);
@@ -518,6 +748,7 @@ const net_ops net_flow = {
     .free = flow_free,
     .xfer_start = flow_xfer,
     .coll_time = flow_coll,
+    .m2n_start = flow_m2n,
     .next_time = flow_next_time,
     .advance = flow_advance,
 };

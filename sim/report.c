@@ -8,16 +8,54 @@
 #include "ir/tg_trace.h"
 #include "sim/sim_internal.h"
 
-typedef struct edge {
-    double time_s;
-    int8_t compute; /* +1 / -1 / 0 */
-    int8_t comm;
-} edge;
+/* A busy interval [a, b) of a rank. */
+typedef struct ivl {
+    double a, b;
+} ivl;
 
-static int cmp_edge(const void *a, const void *b)
+/* Merges the sorted, disjoint runs in[run[k] .. run[k+1]) (k < nrun) into their union, as
+ * sorted disjoint intervals in out; returns how many. The intervals of one stream are
+ * sorted and disjoint (its tasks run one after another), and a rank has a few streams,
+ * so a k-way merge by a linear scan of the run heads beats sorting every edge. */
+static size_t union_runs(const ivl *in, uint32_t *head, const uint32_t *run, int nrun, ivl *out)
 {
-    double x = ((const edge *)a)->time_s, y = ((const edge *)b)->time_s;
-    return (x > y) - (x < y);
+    size_t n = 0;
+    for (;;) {
+        int best = -1;
+        for (int k = 0; k < nrun; k++)
+            if (head[k] < run[k + 1] && (best < 0 || in[head[k]].a < in[head[best]].a)) best = k;
+        if (best < 0) return n;
+        ivl v = in[head[best]++];
+        if (n > 0 && v.a <= out[n - 1].b) {
+            if (v.b > out[n - 1].b) out[n - 1].b = v.b;
+        } else {
+            out[n++] = v;
+        }
+    }
+}
+
+static double total_length(const ivl *v, size_t n)
+{
+    double s = 0;
+    for (size_t i = 0; i < n; i++) s += v[i].b - v[i].a;
+    return s;
+}
+
+/* Length of the part of x (sorted, disjoint) that y (sorted, disjoint) does not cover. */
+static double uncovered(const ivl *x, size_t nx, const ivl *y, size_t ny)
+{
+    double s = 0;
+    size_t j = 0;
+    for (size_t i = 0; i < nx; i++) {
+        double a = x[i].a, covered = 0;
+        while (j < ny && y[j].b <= a) j++;
+        for (size_t k = j; k < ny && y[k].a < x[i].b; k++) {
+            double lo = y[k].a > a ? y[k].a : a, hi = y[k].b < x[i].b ? y[k].b : x[i].b;
+            if (hi > lo) covered += hi - lo;
+        }
+        s += x[i].b - a - covered;
+    }
+    return s;
 }
 
 static int is_comm(const tg_graph *g, uint32_t t)
@@ -36,9 +74,9 @@ void sim_summary_release(sim_summary *sum)
     sum->stream_busy_s = NULL;
 }
 
-/* Per rank, sweeps the start/end edges of its tasks in time order: compute busy is the
- * union of compute intervals, comm busy the union of comm intervals, exposed comm the
- * part of the comm union where no compute runs. */
+/* Per rank: compute busy is the union of its compute (and delay) task intervals, comm
+ * busy the union of its comm intervals (from the moment data moves), exposed comm the part
+ * of the comm union no compute covers. Each union merges the rank's streams' runs. */
 int sim_summarize(sim_engine *s, ms_err *err)
 {
     const tg_graph *g = s->g;
@@ -50,63 +88,61 @@ int sim_summarize(sim_engine *s, ms_err *err)
     sum->rank_comm_busy_s = calloc(R ? R : 1, sizeof(double));
     sum->rank_exposed_comm_s = calloc(R ? R : 1, sizeof(double));
     sum->stream_busy_s = calloc(g->nstreams ? g->nstreams : 1, sizeof(double));
-    uint32_t *off = calloc((size_t)R + 1, sizeof *off);
-    uint32_t *order = malloc((g->ntasks ? g->ntasks : 1) * sizeof *order);
+    /* streams by rank (CSR), and the most tasks and streams any rank has */
+    uint32_t *soff = calloc((size_t)R + 2, sizeof *soff);
+    uint32_t *sids = malloc((g->nstreams ? g->nstreams : 1) * sizeof *sids);
+    uint32_t *rtasks = calloc((size_t)R + 1, sizeof *rtasks);
     if (!sum->rank_compute_busy_s || !sum->rank_comm_busy_s || !sum->rank_exposed_comm_s ||
-        !sum->stream_busy_s || !off || !order) {
-        free(off);
-        free(order);
+        !sum->stream_busy_s || !soff || !sids || !rtasks) {
+        free(soff), free(sids), free(rtasks);
         return ms_err_set(err, "out of memory summarising the run");
     }
     for (uint32_t t = 0; t < g->ntasks; t++) {
         sum->stream_busy_s[g->stream[t]] += s->end[t] - s->start[t];
-        off[g->rank[t] + 1]++;
+        rtasks[g->rank[t]]++;
     }
-    uint32_t most = 0;
+    for (uint32_t st = 0; st < g->nstreams; st++) soff[g->stream_rank[st] + 2]++;
+    uint32_t most = 1, most_streams = 1;
     for (int r = 0; r < R; r++) {
-        if (off[r + 1] > most) most = off[r + 1];
-        off[r + 1] += off[r];
+        if (rtasks[r] > most) most = rtasks[r];
+        if (soff[r + 2] > most_streams) most_streams = soff[r + 2];
+        soff[r + 2] += soff[r + 1];
     }
-    uint32_t *fill = malloc(((size_t)R + 1) * sizeof *fill);
-    edge *ev = malloc(2 * (size_t)(most ? most : 1) * sizeof *ev);
-    if (!fill || !ev) {
-        free(off), free(order), free(fill), free(ev);
+    for (uint32_t st = 0; st < g->nstreams; st++) sids[soff[g->stream_rank[st] + 1]++] = st;
+    /* per rank: compute and comm intervals, two run tables, the two unions */
+    ivl *buf = malloc(4 * (size_t)most * sizeof *buf);
+    uint32_t *run = malloc(4 * ((size_t)most_streams + 1) * sizeof *run);
+    if (!buf || !run) {
+        free(soff), free(sids), free(rtasks), free(buf), free(run);
         return ms_err_set(err, "out of memory summarising the run");
     }
-    memcpy(fill, off, ((size_t)R + 1) * sizeof *fill);
-    for (uint32_t t = 0; t < g->ntasks; t++) order[fill[g->rank[t]]++] = t;
+    ivl *cin = buf, *min = buf + most, *cu = buf + 2 * (size_t)most, *mu = buf + 3 * (size_t)most;
+    uint32_t *crun = run, *mrun = run + most_streams + 1;
+    uint32_t *chead = run + 2 * ((size_t)most_streams + 1), *mhead = chead + most_streams + 1;
     sum->exposed_comm_s = 0;
     for (int r = 0; r < R; r++) {
-        size_t n = 0;
-        for (uint32_t i = off[r]; i < off[r + 1]; i++) {
-            uint32_t t = order[i];
-            int c = is_comm(g, t);
-            double from = c ? s->active[t] : s->start[t];
-            if (s->end[t] <= from) continue;
-            ev[n++] = (edge){from, (int8_t)!c, (int8_t)c};
-            ev[n++] = (edge){s->end[t], (int8_t)-!c, (int8_t)-c};
+        uint32_t nc = 0, nm = 0;
+        int k = 0;
+        for (uint32_t i = soff[r]; i < soff[r + 1]; i++, k++) {
+            crun[k] = chead[k] = nc, mrun[k] = mhead[k] = nm;
+            for (uint32_t t = g->stream_head[sids[i]]; t != TG_NONE; t = g->next_in_stream[t]) {
+                int c = is_comm(g, t);
+                double from = c ? s->active[t] : s->start[t];
+                if (s->end[t] <= from) continue;
+                if (c) min[nm++] = (ivl){from, s->end[t]};
+                else cin[nc++] = (ivl){from, s->end[t]};
+            }
         }
-        qsort(ev, n, sizeof *ev, cmp_edge);
-        int comp = 0, comm = 0;
-        double prev = 0, busy_comp = 0, busy_comm = 0, exposed = 0;
-        for (size_t i = 0; i < n; i++) {
-            double dt = ev[i].time_s - prev;
-            if (comp > 0) busy_comp += dt;
-            if (comm > 0) busy_comm += dt;
-            if (comm > 0 && comp == 0) exposed += dt;
-            comp += ev[i].compute;
-            comm += ev[i].comm;
-            prev = ev[i].time_s;
-        }
-        sum->rank_compute_busy_s[r] = busy_comp;
-        sum->rank_comm_busy_s[r] = busy_comm;
-        sum->rank_exposed_comm_s[r] = exposed;
-        if (exposed > sum->exposed_comm_s) sum->exposed_comm_s = exposed;
+        crun[k] = nc, mrun[k] = nm;
+        size_t ncu = union_runs(cin, chead, crun, k, cu);
+        size_t nmu = union_runs(min, mhead, mrun, k, mu);
+        sum->rank_compute_busy_s[r] = total_length(cu, ncu);
+        sum->rank_comm_busy_s[r] = total_length(mu, nmu);
+        sum->rank_exposed_comm_s[r] = uncovered(mu, nmu, cu, ncu);
+        if (sum->rank_exposed_comm_s[r] > sum->exposed_comm_s)
+            sum->exposed_comm_s = sum->rank_exposed_comm_s[r];
     }
-    free(off);
-    free(order);
-    free(fill);
-    free(ev);
+    free(soff), free(sids), free(rtasks), free(buf), free(run);
     return 0;
 }
 

@@ -21,6 +21,7 @@ struct sim_engine {
     uint32_t *coll_started; /* [ncoll] members started */
     uint32_t *stream_cur;   /* [nstreams] task at the head of each stream, or TG_NONE */
     uint32_t *done_buf;     /* transfers reported by a network model's advance() */
+    int32_t *m2n_side;      /* [2 * nranks] scratch: an m2n's senders and receivers */
     uint32_t finished;
     int ran;
     sim_summary sum;

@@ -52,6 +52,12 @@ static int measure_layer(const solve_request *rq, const tg_graph *g, int ag, voi
             }
             continue;
         }
+        if (g->op[k] == TG_OP_M2N && g->rank[k] == 0 && label_is(g, k, "L0.mb0.a2e.c0")) {
+            double tm = net_m2n_task_time(rq->t, g, k);
+            if (isnan(tm)) rc = ms_err_set(err, "out of memory");
+            if (tm > x->tc) x->tc = tm;
+            continue;
+        }
         if (kind != TG_KIND_COMPUTE) continue;
         int r = g->rank[k];
         int is_attn = r == 0 && (label_is(g, k, "L0.mb0.attn") || label_is(g, k, "L0.mb0.gate"));

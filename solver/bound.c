@@ -62,6 +62,11 @@ static int durations(const tg_graph *g, const topo *t, const cdb *db, double *du
             uint32_t grp = (uint32_t)a[0];
             const int32_t *ranks = g->group_ranks + g->group_off[grp];
             int n = (int)(g->group_off[grp + 1] - g->group_off[grp]);
+            if (g->op[k] == TG_OP_M2N) {
+                dur[k] = net_m2n_task_time(t, g, k);
+                if (isnan(dur[k])) rc = ms_err_set(err, "out of memory");
+                break;
+            }
             dur[k] = net_analytic.coll_time(an, (tg_op)g->op[k], ranks, n, (double)a[1]);
             break;
         }

@@ -69,7 +69,7 @@ static int64_t attention(ctx *c, int rank, int layer, int mb, const int64_t *aft
     int64_t T = mb_tokens(p), M = m->hidden, h = m->heads;
     int64_t sq = p->phase == WL_PREFILL ? p->seq : 1, skv = p->seq;
     char label[64];
-    snprintf(label, sizeof label, "L%d.mb%d.attn", layer, mb);
+    wl_label(label, layer, mb, "attn", -1);
     int64_t last;
     if (m->attn == MODEL_ATTN_MLA) {
         int64_t nope = m->qk_nope_head_dim, rope = m->qk_rope_head_dim, v = m->v_head_dim;
@@ -96,7 +96,7 @@ static int64_t attention(ctx *c, int rank, int layer, int mb, const int64_t *aft
         last = gemm(c, rank, T, M, h * dv, 1, NULL, 0, label);
     }
     if (model_layer_is_moe(m, layer)) {
-        snprintf(label, sizeof label, "L%d.mb%d.gate", layer, mb);
+        wl_label(label, layer, mb, "gate", -1);
         const int64_t a[] = {T, M, m->routed_experts};
         last = emit(c, rank, "compute", TG_OP_GATE, a, NULL, 0, label);
     }
@@ -111,11 +111,11 @@ static int64_t shared(ctx *c, int rank, int layer, int mb, const int64_t *after,
     int64_t T = mb_tokens(c->p);
     char label[64];
     if (!model_layer_is_moe(m, layer)) {
-        snprintf(label, sizeof label, "L%d.mb%d.dense", layer, mb);
+        wl_label(label, layer, mb, "dense", -1);
         return ffn(c, rank, T, 1, m->dense_inter, after, nafter, label);
     }
     if (m->shared_experts == 0) return -2;
-    snprintf(label, sizeof label, "L%d.mb%d.shared", layer, mb);
+    wl_label(label, layer, mb, "shared", -1);
     /* N shared experts, each seeing every token: FinDEP's 3·N_shared·t_gm(T·M·H) */
     return ffn(c, rank, T * m->shared_experts, m->shared_experts, m->shared_inter, after,
                nafter, label);
@@ -128,6 +128,20 @@ static int64_t shared(ctx *c, int rank, int layer, int mb, const int64_t *after,
 static inline int64_t share(int64_t n, int k, int bin, int rot)
 {
     return n / k + ((((bin - rot) % k) + k) % k < n % k);
+}
+
+/* The expert ranks [*lo, *hi) holding expert e of E over ndst ranks: with at least as
+ * many experts as ranks, contiguous blocks; with more ranks, replicas (see route_chunk). */
+static void expert_ranks(int e, int E, int ndst, int *lo, int *hi)
+{
+    if (ndst <= E) {
+        *lo = (int)((int64_t)e * ndst / E);
+        while ((int64_t)(*lo + 1) * E / ndst <= e) (*lo)++;
+        *hi = *lo + 1;
+    } else {
+        *lo = (int)((int64_t)e * ndst / E);
+        *hi = (int)((int64_t)(e + 1) * ndst / E);
+    }
 }
 
 /* Token-expert assignments from each source rank to each expert rank for one chunk:
@@ -148,17 +162,33 @@ static int route_chunk(ctx *c, const routing *r, int moe_layer, int nsrc, int nd
     memset(busy_experts, 0, sizeof *busy_experts * (size_t)ndst);
     for (int e = 0; e < E; e++) {
         int lo, hi; /* ranks holding expert e */
-        if (ndst <= E) {
-            lo = (int)((int64_t)e * ndst / E);
-            while ((int64_t)(lo + 1) * E / ndst <= e) lo++;
-            hi = lo + 1;
-        } else {
-            lo = (int)((int64_t)e * ndst / E);
-            hi = (int)((int64_t)(e + 1) * ndst / E);
-        }
+        expert_ranks(e, E, ndst, &lo, &hi);
         for (int d = lo; d < hi; d++) {
             int64_t here = share(counts[e], hi - lo, d - lo, e);
             for (int s = 0; s < nsrc; s++) pair[(size_t)s * ndst + d] += share(here, nsrc, s, e + d);
+            if (here > 0) busy_experts[d]++;
+        }
+    }
+    return 0;
+}
+
+/* The per-destination totals of route_chunk without the pairs: col[d] = assignments
+ * rank d receives (the same as route_chunk's column sums), busy_experts as there. */
+static int route_chunk_cols(ctx *c, const routing *r, int moe_layer, int nsrc, int ndst,
+                            int64_t chunk_tokens, int64_t *counts, int64_t *col,
+                            int64_t *busy_experts)
+{
+    int E = c->m->routed_experts;
+    int64_t assignments = chunk_tokens * c->m->top_k * nsrc;
+    if (routing_counts(r, moe_layer, assignments, counts, c->tk.err) != 0) return -1;
+    memset(col, 0, sizeof *col * (size_t)ndst);
+    memset(busy_experts, 0, sizeof *busy_experts * (size_t)ndst);
+    for (int e = 0; e < E; e++) {
+        int lo, hi;
+        expert_ranks(e, E, ndst, &lo, &hi);
+        for (int d = lo; d < hi; d++) {
+            int64_t here = share(counts[e], hi - lo, d - lo, e);
+            col[d] += here;
             if (here > 0) busy_experts[d]++;
         }
     }
@@ -174,6 +204,9 @@ static int check(const model_cfg *m, const topo *t, const wl_dep_params *p, ms_e
     if (p->ma < 1) return ms_err_set(err, "--ma must be at least 1 (got %d)", p->ma);
     if (p->r2 < 1) return ms_err_set(err, "--r2 must be at least 1 (got %d)", p->r2);
     int ranks = topo_ranks(t);
+    if (p->sched == WL_DEP_EP && p->exchange == WL_EXCHANGE_M2N)
+        return ms_err_set(err, "--exchange m2n applies to the DEP schedules (naive, pppipe, "
+                               "findep); ep's all-to-all is always pairwise");
     if (p->sched == WL_DEP_EP) {
         if (p->eg != 0 || (p->ag != 0 && p->ag != ranks))
             return ms_err_set(err, "--ag/--eg do not apply to ep: every one of the %d ranks "
@@ -213,32 +246,83 @@ static int check(const model_cfg *m, const topo *t, const wl_dep_params *p, ms_e
     return 0;
 }
 
+/* The exchange tasks of build_dep: pairwise xchg lists, or m2n pieces (groups and one
+ * count vector per chunk). */
+typedef struct exch {
+    int m2n;
+    int g_all, g_ag, g_eg; /* m2n: groups of all DEP ranks, the AG and the EG */
+    int ag, eg;
+    int64_t unit;          /* bytes per token-expert assignment */
+    int32_t *peer;
+    int64_t *bytes;
+    uint8_t *flag;
+} exch;
+
+static int exch_groups(ctx *c, exch *x)
+{
+    int32_t *r = malloc((size_t)(x->ag + x->eg) * sizeof *r);
+    if (!r) return ms_err_set(c->tk.err, "out of memory building the graph");
+    for (int i = 0; i < x->ag + x->eg; i++) r[i] = i;
+    x->g_all = tg_add_group(c->tk.g, "dep", r, x->ag + x->eg, 0, c->tk.err);
+    x->g_ag = tg_add_group(c->tk.g, "ag", r, x->ag, 0, c->tk.err);
+    x->g_eg = tg_add_group(c->tk.g, "eg", r + x->ag, x->eg, 0, c->tk.err);
+    free(r);
+    return x->g_all < 0 || x->g_ag < 0 || x->g_eg < 0 ? -1 : 0;
+}
+
+/* One rank's piece of an A2E (a2e = 1) or E2A exchange of chunk vector `vec`. Pairwise:
+ * `pair` is the chunk's [ag x eg] assignment matrix; a rank of the AG (is_ag) lists its
+ * row, an EG rank (index d) its column; senders send. */
+static int64_t exch_task(ctx *c, const exch *x, int rank, int a2e, int vec, const int64_t *pair,
+                         const int64_t *after, int nafter, const char *label)
+{
+    const char *stream = a2e ? "a2e" : "e2a";
+    int is_ag = rank < x->ag;
+    if (x->m2n) {
+        const int64_t args[] = {x->g_all, x->unit, a2e ? x->g_ag : x->g_eg, vec,
+                                a2e ? TG_M2N_PER_RECV : TG_M2N_PER_SEND};
+        return emit(c, rank, stream, TG_OP_M2N, args, after, nafter, label);
+    }
+    int send = a2e == is_ag, n = is_ag ? x->eg : x->ag;
+    for (int k = 0; k < n; k++) {
+        int a = is_ag ? rank : k, d = is_ag ? k : rank - x->ag;
+        x->peer[k] = is_ag ? x->ag + k : k;
+        x->bytes[k] = pair[(size_t)a * x->eg + d] * x->unit;
+        x->flag[k] = (uint8_t)send;
+    }
+    return emit_xchg(c, rank, stream, x->peer, x->bytes, x->flag, n, after, nafter, label);
+}
+
 /* DEP (naive, pppipe, findep): AG = ranks 0..ag-1, EG = ranks ag..ag+eg-1. */
 static int build_dep(ctx *c, const routing *r)
 {
     const model_cfg *m = c->m;
     const wl_dep_params *p = c->p;
     int ag = p->ag, eg = p->eg, r1 = p->r1, r2 = p->r2, E = m->routed_experts;
-    int64_t chunk = mb_tokens(p) / r2, M = m->hidden, B = m->dtype_bytes;
+    int64_t chunk = mb_tokens(p) / r2;
     int shared_in_attention = p->sched != WL_DEP_FINDEP;
     size_t n_seg = (size_t)ag * r1, n_chunk = (size_t)r1 * r2;
+    exch x = {.m2n = wl_dep_uses_m2n(p), .ag = ag, .eg = eg, .unit = m->hidden * m->dtype_bytes};
     int64_t *seg_end = malloc(n_seg * sizeof *seg_end);      /* last task of A(l,i) */
     int64_t *sh_end = malloc(n_seg * sizeof *sh_end);        /* S(l,i), or -2 */
     int64_t *e2a_recv = malloc(n_seg * r2 * sizeof *e2a_recv); /* previous layer's */
     int64_t *counts = malloc((size_t)E * sizeof *counts);
-    int64_t *pair = malloc(n_chunk * ag * eg * sizeof *pair);
+    int64_t *pair = x.m2n ? NULL : malloc(n_chunk * ag * eg * sizeof *pair);
+    int64_t *col = malloc(n_chunk * eg * sizeof *col);      /* tokens per EG rank */
     int64_t *busy = malloc(n_chunk * eg * sizeof *busy);
     int64_t *a2e_recv = malloc((size_t)eg * n_chunk * sizeof *a2e_recv);
-    int32_t *peer = malloc((size_t)(ag > eg ? ag : eg) * sizeof *peer);
-    int64_t *bytes = malloc((size_t)(ag > eg ? ag : eg) * sizeof *bytes);
-    uint8_t *flag = malloc((size_t)(ag > eg ? ag : eg));
+    int *vec = malloc(n_chunk * sizeof *vec);
+    x.peer = malloc((size_t)(ag > eg ? ag : eg) * sizeof *x.peer);
+    x.bytes = malloc((size_t)(ag > eg ? ag : eg) * sizeof *x.bytes);
+    x.flag = malloc((size_t)(ag > eg ? ag : eg));
     int64_t *after = malloc(((size_t)r2 + 2) * sizeof *after);
     int rc = -1;
-    if (!seg_end || !sh_end || !e2a_recv || !counts || !pair || !busy || !a2e_recv || !peer ||
-        !bytes || !flag || !after) {
+    if (!seg_end || !sh_end || !e2a_recv || !counts || (!x.m2n && !pair) || !col || !busy ||
+        !a2e_recv || !vec || !x.peer || !x.bytes || !x.flag || !after) {
         ms_err_set(c->tk.err, "out of memory building the graph");
         goto out;
     }
+    if (x.m2n && exch_groups(c, &x) != 0) goto out;
     int have_e2a = 0; /* does the previous layer end with E2A? */
     char label[64];
     for (int l = 0; l < m->layers && !c->tk.failed; l++) {
@@ -272,76 +356,69 @@ static int build_dep(ctx *c, const routing *r)
         have_e2a = moe;
         if (!moe) continue;
         int ml = l - m->first_dense;
-        for (int i = 0; i < r1; i++)
-            for (int j = 0; j < r2; j++) {
-                size_t k = (size_t)i * r2 + j;
-                if (route_chunk(c, r, ml, ag, eg, chunk, counts, pair + k * ag * eg,
-                                busy + k * eg) != 0) {
+        for (size_t k = 0; k < n_chunk; k++) {
+            int64_t *ck = col + k * eg;
+            int bad = x.m2n ? route_chunk_cols(c, r, ml, ag, eg, chunk, counts, ck, busy + k * eg)
+                            : route_chunk(c, r, ml, ag, eg, chunk, counts, pair + k * ag * eg,
+                                          busy + k * eg);
+            if (bad != 0) {
+                c->tk.failed = 1;
+                goto out;
+            }
+            if (x.m2n) {
+                wl_label(label, l, (int)(k / r2), NULL, (int)(k % r2));
+                if ((vec[k] = tg_add_vec(c->tk.g, label, ck, (uint32_t)eg, 0, c->tk.err)) < 0) {
                     c->tk.failed = 1;
                     goto out;
                 }
+            } else {
+                for (int d = 0; d < eg; d++) {
+                    ck[d] = 0;
+                    for (int a = 0; a < ag; a++) ck[d] += pair[k * ag * eg + (size_t)a * eg + d];
+                }
             }
+        }
         /* AG: A2E sends after the attention segment (and the shared expert in naive and
          * pppipe), then the E2A receives */
-        for (int a = 0; a < ag; a++) {
-            for (int i = 0; i < r1; i++)
-                for (int j = 0; j < r2; j++) {
-                    size_t s = (size_t)a * r1 + i, k = (size_t)i * r2 + j;
-                    for (int d = 0; d < eg; d++) {
-                        peer[d] = ag + d;
-                        bytes[d] = pair[k * ag * eg + (size_t)a * eg + d] * M * B;
-                        flag[d] = 1;
-                    }
-                    int64_t dep = shared_in_attention && sh_end[s] >= 0 ? sh_end[s] : seg_end[s];
-                    snprintf(label, sizeof label, "L%d.mb%d.a2e.c%d", l, i, j);
-                    emit_xchg(c, a, "a2e", peer, bytes, flag, eg, &dep, 1, label);
-                }
-        }
+        for (int a = 0; a < ag; a++)
+            for (size_t k = 0; k < n_chunk; k++) {
+                size_t s = (size_t)a * r1 + k / r2;
+                int64_t dep = shared_in_attention && sh_end[s] >= 0 ? sh_end[s] : seg_end[s];
+                wl_label(label, l, (int)(k / r2), "a2e", (int)(k % r2));
+                exch_task(c, &x, a, 1, x.m2n ? vec[k] : 0, pair ? pair + k * ag * eg : NULL, &dep,
+                          1, label);
+            }
         /* EG: receive, compute, send back */
         for (int d = 0; d < eg; d++) {
             for (size_t k = 0; k < n_chunk; k++) {
-                for (int a = 0; a < ag; a++) {
-                    peer[a] = a;
-                    bytes[a] = pair[k * ag * eg + (size_t)a * eg + d] * M * B;
-                    flag[a] = 0;
-                }
-                snprintf(label, sizeof label, "L%d.mb%d.a2e.c%d", l, (int)(k / r2), (int)(k % r2));
+                wl_label(label, l, (int)(k / r2), "a2e", (int)(k % r2));
                 a2e_recv[(size_t)d * n_chunk + k] =
-                    emit_xchg(c, ag + d, "a2e", peer, bytes, flag, ag, NULL, 0, label);
+                    exch_task(c, &x, ag + d, 1, x.m2n ? vec[k] : 0,
+                              pair ? pair + k * ag * eg : NULL, NULL, 0, label);
             }
             for (size_t k = 0; k < n_chunk; k++) {
-                int64_t tokens = 0;
-                for (int a = 0; a < ag; a++) tokens += pair[k * ag * eg + (size_t)a * eg + d];
                 int64_t experts = busy[k * eg + d] ? busy[k * eg + d] : 1;
-                snprintf(label, sizeof label, "L%d.mb%d.expert.c%d", l, (int)(k / r2),
-                         (int)(k % r2));
-                int64_t ex = ffn(c, ag + d, tokens, experts, m->expert_inter,
+                wl_label(label, l, (int)(k / r2), "expert", (int)(k % r2));
+                int64_t ex = ffn(c, ag + d, col[k * eg + d], experts, m->expert_inter,
                                  &a2e_recv[(size_t)d * n_chunk + k], 1, label);
-                for (int a = 0; a < ag; a++) {
-                    peer[a] = a;
-                    bytes[a] = pair[k * ag * eg + (size_t)a * eg + d] * M * B;
-                    flag[a] = 1;
-                }
-                snprintf(label, sizeof label, "L%d.mb%d.e2a.c%d", l, (int)(k / r2), (int)(k % r2));
-                emit_xchg(c, ag + d, "e2a", peer, bytes, flag, ag, &ex, 1, label);
+                wl_label(label, l, (int)(k / r2), "e2a", (int)(k % r2));
+                exch_task(c, &x, ag + d, 0, x.m2n ? vec[k] : 0, pair ? pair + k * ag * eg : NULL,
+                          &ex, 1, label);
             }
         }
         for (int a = 0; a < ag; a++)
             for (size_t k = 0; k < n_chunk; k++) {
-                for (int d = 0; d < eg; d++) {
-                    peer[d] = ag + d;
-                    bytes[d] = pair[k * ag * eg + (size_t)a * eg + d] * M * B;
-                    flag[d] = 0;
-                }
-                snprintf(label, sizeof label, "L%d.mb%d.e2a.c%d", l, (int)(k / r2), (int)(k % r2));
+                wl_label(label, l, (int)(k / r2), "e2a", (int)(k % r2));
                 e2a_recv[((size_t)a * r1 + k / r2) * r2 + k % r2] =
-                    emit_xchg(c, a, "e2a", peer, bytes, flag, eg, NULL, 0, label);
+                    exch_task(c, &x, a, 0, x.m2n ? vec[k] : 0, pair ? pair + k * ag * eg : NULL,
+                              NULL, 0, label);
             }
     }
     rc = c->tk.failed ? -1 : 0;
 out:
-    free(seg_end), free(sh_end), free(e2a_recv), free(counts), free(pair), free(busy);
-    free(a2e_recv), free(peer), free(bytes), free(flag), free(after);
+    free(seg_end), free(sh_end), free(e2a_recv), free(counts), free(pair), free(col);
+    free(busy), free(a2e_recv), free(vec), free(x.peer), free(x.bytes), free(x.flag);
+    free(after);
     return rc;
 }
 
@@ -399,7 +476,7 @@ static int build_ep(ctx *c, const routing *r)
                     peer[d] = d, bytes[d] = pr[(size_t)q * P + d] * M * B, flag[d] = 1;
                     peer[P + d] = d, bytes[P + d] = pr[(size_t)d * P + q] * M * B, flag[P + d] = 0;
                 }
-                snprintf(label, sizeof label, "L%d.mb%d.a2e", l, i);
+                wl_label(label, l, i, "a2e", -1);
                 disp[(size_t)q * r1 + i] = emit_xchg(c, q, "a2e", peer, bytes, flag, 2 * P,
                                                      &seg_end[(size_t)q * r1 + i], 1, label);
             }
@@ -408,7 +485,7 @@ static int build_ep(ctx *c, const routing *r)
                 int64_t tokens = 0;
                 for (int s2 = 0; s2 < P; s2++) tokens += pr[(size_t)s2 * P + q];
                 int64_t experts = busy[(size_t)i * P + q] ? busy[(size_t)i * P + q] : 1;
-                snprintf(label, sizeof label, "L%d.mb%d.expert", l, i);
+                wl_label(label, l, i, "expert", -1);
                 int64_t ex = ffn(c, q, tokens, experts, m->expert_inter,
                                  &disp[(size_t)q * r1 + i], 1, label);
                 for (int d = 0; d < P; d++) {
@@ -420,7 +497,7 @@ static int build_ep(ctx *c, const routing *r)
                     bytes[d] = pr[(size_t)d * P + q] * M * B;
                     bytes[P + d] = pr[(size_t)q * P + d] * M * B;
                 }
-                snprintf(label, sizeof label, "L%d.mb%d.e2a", l, i);
+                wl_label(label, l, i, "e2a", -1);
                 comb[(size_t)q * r1 + i] =
                     emit_xchg(c, q, "e2a", peer, bytes, flag, 2 * P, &ex, 1, label);
             }
@@ -557,6 +634,28 @@ void wl_order_format(wl_order order, uint64_t mask, int r1, char *buf, size_t n)
     size_t k = 0;
     for (; k < 2 * (size_t)r1 && k + 1 < n; k++) buf[k] = (mask >> k) & 1 ? 'A' : 'S';
     buf[k] = 0;
+}
+
+/* ---- exchange representation ---------------------------------------------------------- */
+
+static const char *const exchange_names[] = {"auto", "pairwise", "m2n"};
+
+int wl_exchange_parse(const char *s, wl_exchange *x, ms_err *err)
+{
+    for (int i = 0; i < 3; i++)
+        if (!strcmp(s, exchange_names[i])) {
+            *x = (wl_exchange)i;
+            return 0;
+        }
+    return ms_err_set(err, "unknown --exchange '%s' (known: auto, pairwise, m2n)", s);
+}
+
+const char *wl_exchange_name(wl_exchange x) { return exchange_names[x]; }
+
+int wl_dep_uses_m2n(const wl_dep_params *p)
+{
+    if (p->sched == WL_DEP_EP || p->exchange == WL_EXCHANGE_PAIRWISE) return 0;
+    return p->exchange == WL_EXCHANGE_M2N || (int64_t)p->ag * p->eg > WL_M2N_AUTO_PAIRS;
 }
 
 static const char *const sched_names[] = {"naive", "pppipe", "findep", "ep"};

@@ -34,6 +34,16 @@ typedef enum wl_order { WL_ORDER_ASAS, WL_ORDER_AASS, WL_ORDER_CUSTOM } wl_order
 
 #define WL_ORDER_MAX_R1 32 /* custom orders: 2*r1 positions fit a uint64_t */
 
+/* How DEP builders (naive, pppipe, findep) represent an A2E or E2A exchange: one xchg
+ * task per rank listing a transfer per peer (pairwise: exact per-pair rendezvous, but
+ * ag x eg transfers twice per chunk), or one m2n collective piece per rank sharing one
+ * count vector (ir/tg.h): O(ag + eg) per chunk. auto: m2n above WL_M2N_AUTO_PAIRS pairs. */
+typedef enum wl_exchange { WL_EXCHANGE_AUTO, WL_EXCHANGE_PAIRWISE, WL_EXCHANGE_M2N } wl_exchange;
+#define WL_M2N_AUTO_PAIRS 16384 /* ag x eg; e.g. 128 x 128; pairwise above this takes GBs */
+
+/* Parses --exchange: auto | pairwise | m2n. Errors name the flag. */
+int wl_exchange_parse(const char *s, wl_exchange *x, ms_err *err);
+const char *wl_exchange_name(wl_exchange x);
 typedef struct wl_dep_params {
     wl_dep_sched sched;
     int ag, eg;      /* attention-group and expert-group ranks (ep: ag = all, eg = 0) */
@@ -46,7 +56,11 @@ typedef struct wl_dep_params {
                             a MoE layer is attention, clear = shared; ignored otherwise */
     wl_phase phase;
     const routing *route; /* expert load; NULL = uniform */
+    wl_exchange exchange; /* A2E/E2A representation (DEP builders; ep is always pairwise) */
 } wl_dep_params;
+
+/* Whether params p build m2n exchanges (auto resolved; never for ep). */
+int wl_dep_uses_m2n(const wl_dep_params *p);
 
 /* Fills p with the defaults: r1 = ma = r2 = 1, ASAS, prefill, uniform routing. */
 void wl_dep_defaults(wl_dep_params *p);

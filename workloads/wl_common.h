@@ -22,4 +22,10 @@ typedef struct wl_tasks {
  * and returns -1, so that a builder checks only at the end. */
 int64_t wl_add_task(wl_tasks *k, tg_task_spec *t);
 
+/* Writes the label "L<layer>.mb<mb>[.<kind>][.c<chunk>]" (kind NULL: none; chunk < 0:
+ * none) into buf of at least WL_LABEL_LEN bytes and returns buf. Builders label millions
+ * of tasks at scale; this is several times faster than snprintf. */
+#define WL_LABEL_LEN 64
+char *wl_label(char *buf, int layer, int mb, const char *kind, int chunk);
+
 #endif
