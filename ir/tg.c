@@ -711,6 +711,9 @@ int tg_find_vec(const tg_graph *g, const char *name)
 static int64_t member_pos(const tg_graph *g, uint32_t gi, int32_t r)
 {
     uint32_t lo = g->group_off[gi], hi = g->group_off[gi + 1], base = lo;
+    if (lo < hi && g->group_ranks[hi - 1] - g->group_ranks[lo] == (int32_t)(hi - lo - 1))
+        /* consecutive ranks (the common case): no search */
+        return r >= g->group_ranks[lo] && r <= g->group_ranks[hi - 1] ? r - g->group_ranks[lo] : -1;
     while (lo < hi) {
         uint32_t mid = lo + (hi - lo) / 2;
         if (g->group_ranks[mid] < r) lo = mid + 1;
@@ -940,7 +943,12 @@ int64_t tg_add_task(tg_graph *g, const tg_task_spec *t, ms_err *err)
     if (rep < 0) return oom(err, g);
     if (rep)
         return gerr(err, g, line, "task %lld: after= names task %lld twice", id, (long long)dup);
-    if (t->label)
+    /* Labels repeat across ranks (L3.mb1.a2e.c2 on every rank): they are interned, and a
+     * label is checked once, when first seen. */
+    uint32_t label = TG_NONE; /* the interned label's offset, when seen before */
+    size_t label_len = t->label ? strlen(t->label) : 0;
+    if (t->label && b->names_cap) label = b->names[name_slot_of(g, t->label, label_len)].off;
+    if (t->label && label == TG_NONE)
         for (const unsigned char *p = (const unsigned char *)t->label; *p; p++)
             if ((*p < 0x20 && *p != '\t') || *p == 0x7f)
                 return gerr(err, g, line, "task %lld: label contains control character 0x%02x",
@@ -964,9 +972,11 @@ int64_t tg_add_task(tg_graph *g, const tg_task_spec *t, ms_err *err)
     }
     uint32_t s = stream_get(g, t->rank, t->stream);
     if (s == TG_NONE) return oom(err, g);
-    uint32_t label = TG_NONE;
-    if (t->label && (label = pool_add(g, t->label, strlen(t->label))) == TG_NONE)
-        return oom(err, g);
+    if (t->label && label == TG_NONE) {
+        size_t slot = name_intern(g, t->label);
+        if (slot == SIZE_MAX) return oom(err, g);
+        label = b->names[slot].off;
+    }
     size_t npend0 = b->npend;
     for (int i = 0; i < t->nafter; i++) {
         if (g->dep[d0 + i] != TG_NONE) continue;
@@ -1696,9 +1706,14 @@ int tg_graph_finalize(tg_graph *g, ms_err *err)
     g->build->failed = 1; /* until the end */
     if (resolve_pending(g, err)) return -1;
     if (shrink(g) || link_streams(g) || build_succ(g)) return oom(err, g);
-    if (check_cycles(g, err) || pair_xfers(g, err) || form_colls(g, err) ||
-        check_deadlock(g, err))
+    /* The deadlock check's graph holds every dependency and stream edge, so when it passes
+     * there is no cycle either; the cycle check (which names the cycle in those terms)
+     * runs only when something failed, and its message comes first. */
+    if (pair_xfers(g, err) || form_colls(g, err) || check_deadlock(g, err)) {
+        ms_err cyc = {{0}};
+        if (check_cycles(g, &cyc)) *err = cyc;
         return -1;
+    }
     g->build->failed = 0;
     g->finalized = 1;
     return 0;

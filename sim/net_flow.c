@@ -129,6 +129,8 @@ typedef struct flownet {
     double clock_s;    /* time at which rem is valid */
     double next_end_s; /* earliest end among sharing flows (valid when !dirty) */
     int dirty;         /* the sharing set changed at clock_s; rates are stale */
+    int solo;          /* the last fill found no link shared, and since then only coflows
+                          alone on their links came and went: rates are still max-min */
     uint64_t nseq;
 } flownet;
 
@@ -280,6 +282,27 @@ static void fill(flownet *fn)
         act_cap[a] = link_cap(fn, l);
     }
     if (fn->ncof) bucket_coflows(fn);
+    int shared = 0;
+    for (uint32_t a = 0; a < na && !shared; a++) shared = act_n[a] > 1;
+    if (!shared) { /* nobody shares a link: each goes at its slowest link's pace */
+        for (uint32_t i = 0; i < ns; i++) {
+            if (hot[i].nlink == 0) continue;
+            double r = INFINITY;
+            for (uint32_t k = 0; k < hot[i].nlink; k++)
+                r = fmin(r, act_cap[hot[i].apos[k]] / act_w[hot[i].apos[k]]);
+            hot[i].rate = r;
+        }
+        for (uint32_t c = 0; c < fn->ncof; c++) {
+            coflow *f = &fn->cof[c];
+            if (!f->sharing) continue;
+            double r = INFINITY;
+            for (uint32_t k = 0; k < f->nlink; k++) r = fmin(r, act_cap[f->apos[k]] / f->w[k]);
+            f->rate = r;
+        }
+        fn->solo = 1;
+        goto ends;
+    }
+    fn->solo = 0;
     for (uint32_t a = 0; a < na; a++)
         if (act_n[a]) h[nh++] = (link_key){act_cap[a] / act_w[a], a};
     for (uint32_t i = 0; i < ns; i++) hot[i].frozen = hot[i].nlink == 0; /* holes: done */
@@ -328,6 +351,7 @@ static void fill(flownet *fn)
             }
         }
     }
+ends:;
     const double clock = fn->clock_s, *rem = fn->rem;
     double *end = fn->end, next = INFINITY;
     for (uint32_t i = 0; i < ns; i++) {
@@ -510,6 +534,17 @@ static int done_cmp(const void *x, const void *y)
     return (a > b) - (a < b);
 }
 
+/* next_end_s from the current ends, rates unchanged. */
+static void next_end(flownet *fn)
+{
+    double next = INFINITY;
+    for (uint32_t i = 0; i < fn->nslot; i++)
+        if (fn->hot[i].nlink != 0 && fn->end[i] < next) next = fn->end[i];
+    for (uint32_t c = 0; c < fn->ncof; c++)
+        if (fn->cof[c].sharing && fn->cof[c].end < next) next = fn->cof[c].end;
+    fn->next_end_s = next;
+}
+
 /* Moves the clock to now_s: drains every sharing flow at its rate and takes out those
  * ending by now_s (within END_REL_EPS), into fn->done in start order. */
 static void collect_ends(flownet *fn, double now_s)
@@ -534,6 +569,7 @@ static void collect_ends(flownet *fn, double now_s)
             if (rem[i] < 0) rem[i] = 0;
         }
     }
+    int solo_end = 0;
     for (uint32_t c = fn->ncof; c-- > 0;) {
         coflow *f = &fn->cof[c];
         if (!f->sharing) continue;
@@ -543,13 +579,15 @@ static void collect_ends(flownet *fn, double now_s)
             fn->cof_links -= f->nlink;
             free(f->link);
             fn->cof[c] = fn->cof[--fn->ncof];
-            fn->dirty = 1;
+            if (!fn->solo) fn->dirty = 1; /* alone on its links, it slowed nobody */
+            solo_end = fn->solo;
         } else if (dt > 0) {
             f->rem -= f->rate * dt;
             if (f->rem < 0) f->rem = 0;
         }
     }
     fn->clock_s = now_s;
+    if (solo_end && !fn->dirty) next_end(fn);
     if (fn->ndone > 1) qsort(fn->done, fn->ndone, sizeof *fn->done, done_cmp);
 }
 
@@ -585,16 +623,26 @@ static void join_due(flownet *fn, double now_s)
         coflow *f = &fn->cof[c];
         if (f->sharing || f->join_s > now_s) continue;
         f->sharing = 1;
+        int alone = fn->solo && !fn->dirty; /* and then on links nobody uses? */
+        double rate = INFINITY;
         for (uint32_t k = 0; k < f->nlink; k++) {
             uint32_t l = f->link[k];
+            alone &= fn->link_ncof[l] == 0 && fn->link_nflows[l] == 0;
+            rate = fmin(rate, link_cap(fn, l) / f->w[k]);
             fn->link_ncof[l]++;
             if (fn->link_apos[l] == 0) {
                 fn->act_link[fn->nact] = l;
                 fn->link_apos[l] = ++fn->nact;
             }
         }
-        fn->dirty = 1;
-        fn->rebucket = 1;
+        fn->rebucket = 1; /* its links join the next fill's bucketing */
+        if (alone) { /* its rate is its slowest link's; nobody else's changes */
+            f->rate = rate;
+            f->end = fn->clock_s + f->rem / rate;
+            fn->next_end_s = fmin(fn->next_end_s, f->end);
+        } else {
+            fn->dirty = 1;
+        }
     }
 }
 

@@ -159,12 +159,13 @@ typedef struct drv {
     double end[64];
 } drv;
 
-static void run_all(drv *d)
+/* Processes the model's events before `before`, reporting ends like the engine. */
+static void run_before(drv *d, double before)
 {
     uint32_t buf[64];
     for (;;) {
         double t = net_flow.next_time(d->st);
-        if (t == INFINITY) return;
+        if (t == INFINITY || !(t < before)) return;
         int k;
         while ((k = net_flow.advance(d->st, t, buf, 64)) > 0)
             for (int i = 0; i < k; i++) {
@@ -174,6 +175,7 @@ static void run_all(drv *d)
             }
     }
 }
+#define run_all(d) run_before((d), INFINITY)
 
 static drv *drv_new(const topo *t)
 {
@@ -225,6 +227,17 @@ static void coflow_shares_like_its_flows(void **state)
     assert_true(net_flow.xfer_start(d->st, 0, 3, 0, 3, U / 2) < 0);
     run_all(d);
     assert_near(d->end[3], lat + 1.5 * U / C);
+    assert_near(d->end[7], lat + 2.5 * U / C);
+    drv_free(d);
+    /* alone first (its rate set without a full recomputation), then a plain flow of
+     * 0.5 MB joins 1 ms later: by then the coflow has done half (level C/2), and both
+     * then go at C/3 and end together 1.5 ms later */
+    d = drv_new(&t);
+    assert_true(net_flow.m2n_start(d->st, 0, 7, &x) < 0);
+    run_before(d, 1e-3);
+    assert_true(net_flow.xfer_start(d->st, 1e-3, 3, 0, 3, U / 2) < 0);
+    run_all(d);
+    assert_near(d->end[3], lat + 2.5 * U / C);
     assert_near(d->end[7], lat + 2.5 * U / C);
     drv_free(d);
 }
