@@ -151,10 +151,12 @@ int cmd_sim(int argc, char **argv)
         } else {
             char order[WL_ORDER_STRLEN];
             wl_order_format(wf.p.order, wf.p.order_mask, wf.p.r1, order, sizeof order);
-            printf("workload        dep %s, %s, ag=%d eg=%d seq=%d r1=%d ma=%d r2=%d %s %s\n",
+            printf("workload        dep %s, %s, ag=%d eg=%d seq=%d r1=%d ma=%d r2=%d %s %s, "
+                   "%s exchanges\n",
                    wl_dep_sched_name(wf.p.sched), wf.m.name, wf.p.ag, wf.p.eg, wf.p.seq,
                    wf.p.r1, wf.p.ma, wf.p.r2, order,
-                   wf.p.phase == WL_DECODE ? "decode" : "prefill");
+                   wf.p.phase == WL_DECODE ? "decode" : "prefill",
+                   wl_dep_uses_m2n(&wf.p) ? "m2n" : "pairwise");
         }
         sim_print_summary(s, stdout, tokens, bound);
         if (trace) printf("\ntrace written to %s (open in https://ui.perfetto.dev)\n", trace);

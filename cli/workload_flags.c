@@ -86,7 +86,7 @@ int wl_flags_apply(wl_flags *f, const char *cmd, int code, const char *arg)
 {
     int *ints[] = {[1003 - 1003] = &f->ag, &f->eg, &f->seq, &f->r1, &f->ma, &f->r2};
     static const char *names[] = {"--ag", "--eg", "--seq", "--r1", "--ma", "--r2"};
-    if (code < 1000 || code > 1022) return 0;
+    if (code < 1000 || code > 1023) return 0;
     f->any = 1;
     switch (code) {
     case 1000: f->workload = arg; return 1;

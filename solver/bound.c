@@ -29,6 +29,12 @@ static int durations(const tg_graph *g, const topo *t, const cdb *db, double *du
 {
     void *an = net_analytic.create(t, err);
     if (!an) return -1;
+    double *m2n_s = malloc(((size_t)g->ncoll + 1) * sizeof *m2n_s);
+    if (!m2n_s) {
+        net_analytic.free(an);
+        return ms_err_set(err, "out of memory");
+    }
+    for (uint32_t c = 0; c < g->ncoll; c++) m2n_s[c] = NAN;
     int rc = 0;
     for (uint32_t k = 0; k < g->ntasks && rc == 0; k++) {
         const tg_op_info *info = tg_op_get((tg_op)g->op[k]);
@@ -62,9 +68,11 @@ static int durations(const tg_graph *g, const topo *t, const cdb *db, double *du
             uint32_t grp = (uint32_t)a[0];
             const int32_t *ranks = g->group_ranks + g->group_off[grp];
             int n = (int)(g->group_off[grp + 1] - g->group_off[grp]);
-            if (g->op[k] == TG_OP_M2N) {
-                dur[k] = net_m2n_task_time(t, g, k);
-                if (isnan(dur[k])) rc = ms_err_set(err, "out of memory");
+            if (g->op[k] == TG_OP_M2N) { /* once per exchange, not per piece */
+                double *c = &m2n_s[g->coll_of[k]];
+                if (isnan(*c) && isnan(*c = net_m2n_task_time(t, g, k)))
+                    rc = ms_err_set(err, "out of memory");
+                dur[k] = *c;
                 break;
             }
             dur[k] = net_analytic.coll_time(an, (tg_op)g->op[k], ranks, n, (double)a[1]);
@@ -73,6 +81,7 @@ static int durations(const tg_graph *g, const topo *t, const cdb *db, double *du
         }
     }
     net_analytic.free(an);
+    free(m2n_s);
     return rc;
 }
 
