@@ -72,6 +72,9 @@ static void check_four_ranks(void **state)
     expect_check_ok(4, "--sched findep --ag 1 --eg 3 --r1 2 --r2 4 --routing zipf:1.2");
     expect_check_ok(4, "--sched findep --ag 2 --eg 2 --r1 2 --r2 2 --phase decode --ma 4");
     expect_check_ok(4, "--sched ep --r1 2 --routing zipf:1.2");
+    /* m2n exchanges run through their pairwise expansion */
+    expect_check_ok(4, "--sched findep --ag 2 --eg 2 --r1 2 --r2 2 --exchange m2n");
+    expect_check_ok(4, "--sched pppipe --ag 1 --eg 3 --r1 2 --routing zipf:1.2 --exchange m2n");
 }
 
 /* One expert output row scaled by 1.01 on the expert rank: the comparison must fail. */
