@@ -162,11 +162,30 @@ int main(int argc, char **argv)
                    "", 100.0 * (mr.throughput / pr.throughput - 1),
                    (mr.build_s + mr.sim_s) / (pr.build_s + pr.sim_s),
                    (double)mr.maxrss_kb / (double)pr.maxrss_kb);
-        if (gpus == 1024)
-            printf("%6s target (1024 GPUs): %.2f s (<= 5 s: %s), %.2f GiB (<= 4 GiB: %s)\n", "",
-                   mr.build_s + mr.sim_s, mr.build_s + mr.sim_s <= 5 ? "met" : "NOT met",
-                   mr.maxrss_kb / (1024.0 * 1024), mr.maxrss_kb * 1024.0 <= MEMORY_CAP_BYTES
-                                                      ? "met" : "NOT met");
+        if (gpus == 1024) { /* the target: judged on the median of three fresh runs */
+            double wall[3] = {mr.build_s + mr.sim_s, 0, 0};
+            long rss = mr.maxrss_kb;
+            for (int i = 1; i < 3; i++) {
+                result again = {0};
+                if (measure(gpus, db_path, WL_EXCHANGE_M2N, &again) != 0) {
+                    printf("%6d  m2n failed: %s\n", gpus, again.err);
+                    return 1;
+                }
+                print_row(gpus, "m2n", &again);
+                wall[i] = again.build_s + again.sim_s;
+                if (again.maxrss_kb > rss) rss = again.maxrss_kb;
+            }
+            for (int i = 0; i < 2; i++) /* sort three */
+                for (int j = 0; j < 2 - i; j++)
+                    if (wall[j] > wall[j + 1]) {
+                        double x = wall[j];
+                        wall[j] = wall[j + 1], wall[j + 1] = x;
+                    }
+            printf("%6s target (1024 GPUs): build + simulate %.2f s median of 3 (%.2f-%.2f; "
+                   "<= 5 s: %s), peak %.2f GiB (<= 4 GiB: %s)\n",
+                   "", wall[1], wall[0], wall[2], wall[1] <= 5 ? "met" : "NOT met",
+                   rss / (1024.0 * 1024), rss * 1024.0 <= MEMORY_CAP_BYTES ? "met" : "NOT met");
+        }
     }
     return 0;
 }

@@ -9,6 +9,7 @@
 
 #include "core/hash.h"
 #include "ir/tg.h"
+#include "ir/tg_internal.h"
 
 /* At most 2^30 - 1 tasks, so that the deadlock check's 2 * ntasks + ncoll nodes fit a
  * uint32 (a graph that size would take ~100 GiB anyway). */
@@ -61,10 +62,7 @@ struct tg_build {
 
 /* ---- messages ------------------------------------------------------------------------ */
 
-/* "name:line: msg", dropping the parts that are unknown. */
-static int gerr(ms_err *err, const tg_graph *g, uint32_t line, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int gerr(ms_err *err, const tg_graph *g, uint32_t line, const char *fmt, ...)
+int tg_gerr(ms_err *err, const tg_graph *g, uint32_t line, const char *fmt, ...)
 {
     char msg[MS_ERR_LEN];
     va_list ap;
@@ -80,7 +78,7 @@ static int gerr(ms_err *err, const tg_graph *g, uint32_t line, const char *fmt, 
 
 static int oom(ms_err *err, const tg_graph *g)
 {
-    return gerr(err, g, 0, "out of memory building the task graph");
+    return tg_gerr(err, g, 0, "out of memory building the task graph");
 }
 
 /* "task 9 (rank 1, line 11)", leaving out what is not wanted or not known. */
@@ -572,21 +570,21 @@ int tg_add_group(tg_graph *g, const char *name, const int32_t *ranks, int nranks
     if (!g) return ms_err_set(err, "tg_add_group: no graph");
     struct tg_build *b = g->build;
     if (g->finalized || b->failed)
-        return gerr(err, g, line, "cannot add group to a finalized graph");
+        return tg_gerr(err, g, line, "cannot add group to a finalized graph");
     if (!valid_name(name))
-        return gerr(err, g, line, "bad group name '%s': use letters, digits, '_', '.', '-'",
+        return tg_gerr(err, g, line, "bad group name '%s': use letters, digits, '_', '.', '-'",
                     name ? name : "(null)");
-    if (nranks < 1 || !ranks) return gerr(err, g, line, "group %s has no ranks", name);
-    if (g->ngroups >= TG_NONE - 1) return gerr(err, g, line, "too many groups");
+    if (nranks < 1 || !ranks) return tg_gerr(err, g, line, "group %s has no ranks", name);
+    if (g->ngroups >= TG_NONE - 1) return tg_gerr(err, g, line, "too many groups");
     size_t ni = name_intern(g, name);
     if (ni == SIZE_MAX) return oom(err, g);
     if (b->names[ni].group != TG_NONE) {
         char lb[32];
-        return gerr(err, g, line, "duplicate group '%s' (first declared%s)", name,
+        return tg_gerr(err, g, line, "duplicate group '%s' (first declared%s)", name,
                     at_line(g->group_line[b->names[ni].group], lb, sizeof lb));
     }
     size_t have = g->group_off[g->ngroups];
-    if (have + (size_t)nranks > TG_NONE - 1) return gerr(err, g, line, "too many group members");
+    if (have + (size_t)nranks > TG_NONE - 1) return tg_gerr(err, g, line, "too many group members");
     if (have + (size_t)nranks > b->cap_granks) {
         size_t cap = next_cap(b->cap_granks, have + (size_t)nranks, 64);
         int32_t *p = realloc(g->group_ranks, cap * sizeof *p);
@@ -599,10 +597,10 @@ int tg_add_group(tg_graph *g, const char *name, const int32_t *ranks, int nranks
     qsort(r, (size_t)nranks, sizeof *r, cmp_i32);
     for (int i = 0; i < nranks; i++) {
         if (r[i] < 0 || r[i] >= TG_MAX_RANKS)
-            return gerr(err, g, line, "group %s: rank %d out of range [0, %d)", name, (int)r[i],
+            return tg_gerr(err, g, line, "group %s: rank %d out of range [0, %d)", name, (int)r[i],
                         TG_MAX_RANKS);
         if (i && r[i] == r[i - 1])
-            return gerr(err, g, line, "group %s: rank %d listed twice", name, (int)r[i]);
+            return tg_gerr(err, g, line, "group %s: rank %d listed twice", name, (int)r[i]);
     }
     if (g->ngroups + 1 > b->cap_groups) {
         size_t cap = next_cap(b->cap_groups, (size_t)g->ngroups + 1, 8);
@@ -647,25 +645,25 @@ int tg_add_vec(tg_graph *g, const char *name, const int64_t *vals, uint32_t n, u
     if (!g) return ms_err_set(err, "tg_add_vec: no graph");
     struct tg_build *b = g->build;
     if (g->finalized || b->failed)
-        return gerr(err, g, line, "cannot add vec to a finalized graph");
+        return tg_gerr(err, g, line, "cannot add vec to a finalized graph");
     if (!valid_name(name))
-        return gerr(err, g, line, "bad vec name '%s': use letters, digits, '_', '.', '-'",
+        return tg_gerr(err, g, line, "bad vec name '%s': use letters, digits, '_', '.', '-'",
                     name ? name : "(null)");
-    if (n < 1 || !vals) return gerr(err, g, line, "vec %s has no counts", name);
+    if (n < 1 || !vals) return tg_gerr(err, g, line, "vec %s has no counts", name);
     for (uint32_t i = 0; i < n; i++)
         if (vals[i] < 0)
-            return gerr(err, g, line, "vec %s: count #%u is %lld; counts must be >= 0", name,
+            return tg_gerr(err, g, line, "vec %s: count #%u is %lld; counts must be >= 0", name,
                         (unsigned)i + 1, (long long)vals[i]);
-    if (g->nvecs >= TG_NONE - 1) return gerr(err, g, line, "too many vectors");
+    if (g->nvecs >= TG_NONE - 1) return tg_gerr(err, g, line, "too many vectors");
     size_t ni = name_intern(g, name);
     if (ni == SIZE_MAX) return oom(err, g);
     if (b->names[ni].vec != TG_NONE) {
         char lb[32];
-        return gerr(err, g, line, "duplicate vec '%s' (first declared%s)", name,
+        return tg_gerr(err, g, line, "duplicate vec '%s' (first declared%s)", name,
                     at_line(g->vec_line[b->names[ni].vec], lb, sizeof lb));
     }
     size_t have = g->vec_off[g->nvecs];
-    if (have + n > TG_NONE - 1) return gerr(err, g, line, "too many vector values");
+    if (have + n > TG_NONE - 1) return tg_gerr(err, g, line, "too many vector values");
     if (have + n > b->cap_vvals) {
         size_t cap = next_cap(b->cap_vvals, have + n, 64);
         int64_t *p = realloc(g->vec_val, cap * sizeof *p);
@@ -807,7 +805,7 @@ static int check_m2n(tg_graph *g, const tg_task_spec *t, ms_err *err)
     uint32_t gi = (uint32_t)a[0];
     const char *gname = g->str + g->group_name[gi];
     if (a[2] < 0 || a[2] >= (int64_t)g->ngroups)
-        return gerr(err, g, line, "task %lld: m2n from= group index %lld names no group", id,
+        return tg_gerr(err, g, line, "task %lld: m2n from= group index %lld names no group", id,
                     (long long)a[2]);
     uint32_t fi = (uint32_t)a[2];
     const char *fname = g->str + g->group_name[fi];
@@ -820,29 +818,29 @@ static int check_m2n(tg_graph *g, const tg_task_spec *t, ms_err *err)
     for (uint32_t i = 0, j = 0; j < fsize && !seen; j++) {
         while (i < gsize && gr[i] < fr[j]) i++;
         if (i == gsize || gr[i] != fr[j])
-            return gerr(err, g, line,
+            return tg_gerr(err, g, line,
                         "task %lld: m2n from=%s (ranks %s) is not a subset of group %s (ranks "
                         "%s): rank %d is not a member",
                         id, fname, group_ranks_str(g, fi, fb, sizeof fb), gname,
                         group_ranks_str(g, gi, rb, sizeof rb), (int)fr[j]);
     }
     if (fsize == gsize)
-        return gerr(err, g, line,
+        return tg_gerr(err, g, line,
                     "task %lld: m2n from=%s holds every rank of group %s (ranks %s); the senders "
                     "must be a proper subset, the other ranks receive",
                     id, fname, gname, group_ranks_str(g, gi, rb, sizeof rb));
     if (!seen) pair_remember(g->build, key);
     if (a[4] != TG_M2N_PER_RECV && a[4] != TG_M2N_PER_SEND)
-        return gerr(err, g, line, "task %lld: m2n per=%lld must be %d (recv) or %d (send)", id,
+        return tg_gerr(err, g, line, "task %lld: m2n per=%lld must be %d (recv) or %d (send)", id,
                     (long long)a[4], TG_M2N_PER_RECV, TG_M2N_PER_SEND);
     if (a[3] < 0 || a[3] >= (int64_t)g->nvecs)
-        return gerr(err, g, line, "task %lld: m2n counts= vector index %lld names no vector", id,
+        return tg_gerr(err, g, line, "task %lld: m2n counts= vector index %lld names no vector", id,
                     (long long)a[3]);
     uint32_t vi = (uint32_t)a[3], vlen = g->vec_off[vi + 1] - g->vec_off[vi];
     int per_send = a[4] == TG_M2N_PER_SEND;
     uint32_t want = per_send ? fsize : gsize - fsize;
     if (vlen != want)
-        return gerr(err, g, line,
+        return tg_gerr(err, g, line,
                     "task %lld: m2n counts=%s has %u value%s, expected %u (per=%s: one per %s; "
                     "group %s has %u ranks, %u of them senders in from=%s)",
                     id, g->str + g->vec_name[vi], (unsigned)vlen, vlen == 1 ? "" : "s",
@@ -859,53 +857,53 @@ int64_t tg_add_task(tg_graph *g, const tg_task_spec *t, ms_err *err)
     long long id = (long long)t->id;
     char lb[32], rb[256];
     if (g->finalized || b->failed)
-        return gerr(err, g, line, "cannot add task to a finalized graph");
-    if (t->id < 0) return gerr(err, g, line, "bad task id %lld: ids must be >= 0", id);
-    if (g->ntasks >= MAX_TASKS) return gerr(err, g, line, "too many tasks (at most %u)", MAX_TASKS);
+        return tg_gerr(err, g, line, "cannot add task to a finalized graph");
+    if (t->id < 0) return tg_gerr(err, g, line, "bad task id %lld: ids must be >= 0", id);
+    if (g->ntasks >= MAX_TASKS) return tg_gerr(err, g, line, "too many tasks (at most %u)", MAX_TASKS);
     uint32_t first = id_lookup(g, t->id);
     if (first != TG_NONE)
-        return gerr(err, g, line, "duplicate task id %lld (first defined%s)", id,
+        return tg_gerr(err, g, line, "duplicate task id %lld (first defined%s)", id,
                     at_line(g->line[first], lb, sizeof lb));
     if (t->rank < 0 || t->rank >= TG_MAX_RANKS)
-        return gerr(err, g, line, "task %lld: rank %d out of range [0, %d)", id, (int)t->rank,
+        return tg_gerr(err, g, line, "task %lld: rank %d out of range [0, %d)", id, (int)t->rank,
                     TG_MAX_RANKS);
     if ((unsigned)t->op >= TG_OP__COUNT)
-        return gerr(err, g, line, "task %lld: bad op %d", id, (int)t->op);
+        return tg_gerr(err, g, line, "task %lld: bad op %d", id, (int)t->op);
     if (!valid_name(t->stream))
-        return gerr(err, g, line,
+        return tg_gerr(err, g, line,
                     "task %lld: bad stream name '%s': use letters, digits, '_', '.', '-'", id,
                     t->stream ? t->stream : "(null)");
     const tg_op_info *info = tg_op_get(t->op);
-    if (info->nargs > 0 && !t->args) return gerr(err, g, line, "task %lld: no args given", id);
+    if (info->nargs > 0 && !t->args) return tg_gerr(err, g, line, "task %lld: no args given", id);
     switch (info->kind) {
     case TG_KIND_DELAY: {
         double us;
         memcpy(&us, &t->args[0], sizeof us);
         if (!isfinite(us) || us < 0)
-            return gerr(err, g, line, "task %lld: %s=%g must be a finite number >= 0", id,
+            return tg_gerr(err, g, line, "task %lld: %s=%g must be a finite number >= 0", id,
                         info->arg[0], us);
         break;
     }
     case TG_KIND_COMPUTE:
         for (int i = 0; i < info->nargs; i++) {
             if (t->args[i] == TG_ARG_REQUIRED)
-                return gerr(err, g, line, "task %lld: missing field '%s' for op %s", id,
+                return tg_gerr(err, g, line, "task %lld: missing field '%s' for op %s", id,
                             info->arg[i], info->name);
             if (t->args[i] < info->min[i])
-                return gerr(err, g, line, "task %lld: %s=%lld must be >= %lld", id, info->arg[i],
+                return tg_gerr(err, g, line, "task %lld: %s=%lld must be >= %lld", id, info->arg[i],
                             (long long)t->args[i], (long long)info->min[i]);
         }
         break;
     case TG_KIND_COLL: {
         int64_t gi = t->args[0];
         if (gi < 0 || gi >= (int64_t)g->ngroups)
-            return gerr(err, g, line, "task %lld: group index %lld names no group", id,
+            return tg_gerr(err, g, line, "task %lld: group index %lld names no group", id,
                         (long long)gi);
         if (t->args[1] < info->min[1])
-            return gerr(err, g, line, "task %lld: %s=%lld must be >= %lld", id, info->arg[1],
+            return tg_gerr(err, g, line, "task %lld: %s=%lld must be >= %lld", id, info->arg[1],
                         (long long)t->args[1], (long long)info->min[1]);
         if (member_pos(g, (uint32_t)gi, t->rank) < 0)
-            return gerr(err, g, line,
+            return tg_gerr(err, g, line,
                         "task %lld (rank %d): rank %d is not a member of group %s (ranks %s)", id,
                         (int)t->rank, (int)t->rank, g->str + g->group_name[gi],
                         group_ranks_str(g, (uint32_t)gi, rb, sizeof rb));
@@ -914,35 +912,35 @@ int64_t tg_add_task(tg_graph *g, const tg_task_spec *t, ms_err *err)
     }
     case TG_KIND_XCHG:
         if (t->nxfer < 1)
-            return gerr(err, g, line, "task %lld: xchg needs at least one send= or recv= transfer",
+            return tg_gerr(err, g, line, "task %lld: xchg needs at least one send= or recv= transfer",
                         id);
         if (!t->xfer_peer || !t->xfer_bytes || !t->xfer_send)
-            return gerr(err, g, line, "task %lld: no transfers given", id);
+            return tg_gerr(err, g, line, "task %lld: no transfers given", id);
         for (int i = 0; i < t->nxfer; i++) {
             if (t->xfer_peer[i] < 0 || t->xfer_peer[i] >= TG_MAX_RANKS)
-                return gerr(err, g, line, "task %lld: peer rank %d out of range [0, %d)", id,
+                return tg_gerr(err, g, line, "task %lld: peer rank %d out of range [0, %d)", id,
                             (int)t->xfer_peer[i], TG_MAX_RANKS);
             if (t->xfer_bytes[i] < 0)
-                return gerr(err, g, line, "task %lld: transfer of %lld bytes: bytes must be >= 0",
+                return tg_gerr(err, g, line, "task %lld: transfer of %lld bytes: bytes must be >= 0",
                             id, (long long)t->xfer_bytes[i]);
             if (t->xfer_send[i] > 1)
-                return gerr(err, g, line, "task %lld: xfer_send must be 0 or 1", id);
+                return tg_gerr(err, g, line, "task %lld: xfer_send must be 0 or 1", id);
         }
         break;
     }
     if (info->kind != TG_KIND_XCHG && t->nxfer != 0)
-        return gerr(err, g, line, "task %lld: transfers given for op %s", id, info->name);
+        return tg_gerr(err, g, line, "task %lld: transfers given for op %s", id, info->name);
     if (t->nafter < 0 || (t->nafter > 0 && !t->after))
-        return gerr(err, g, line, "task %lld: bad dependency list", id);
+        return tg_gerr(err, g, line, "task %lld: bad dependency list", id);
     for (int i = 0; i < t->nafter; i++)
         if (t->after[i] < 0)
-            return gerr(err, g, line, "task %lld: after=%lld names no task", id,
+            return tg_gerr(err, g, line, "task %lld: after=%lld names no task", id,
                         (long long)t->after[i]);
     int64_t dup;
     int rep = find_repeat(t->after, t->nafter, &dup);
     if (rep < 0) return oom(err, g);
     if (rep)
-        return gerr(err, g, line, "task %lld: after= names task %lld twice", id, (long long)dup);
+        return tg_gerr(err, g, line, "task %lld: after= names task %lld twice", id, (long long)dup);
     /* Labels repeat across ranks (L3.mb1.a2e.c2 on every rank): they are interned, and a
      * label is checked once, when first seen. */
     uint32_t label = TG_NONE; /* the interned label's offset, when seen before */
@@ -951,7 +949,7 @@ int64_t tg_add_task(tg_graph *g, const tg_task_spec *t, ms_err *err)
     if (t->label && label == TG_NONE)
         for (const unsigned char *p = (const unsigned char *)t->label; *p; p++)
             if ((*p < 0x20 && *p != '\t') || *p == 0x7f)
-                return gerr(err, g, line, "task %lld: label contains control character 0x%02x",
+                return tg_gerr(err, g, line, "task %lld: label contains control character 0x%02x",
                             id, *p);
 
     /* Room first, so that nothing below fails half-way except out of memory. */
@@ -963,7 +961,7 @@ int64_t tg_add_task(tg_graph *g, const tg_task_spec *t, ms_err *err)
     for (int i = 0; i < t->nafter; i++) {
         uint32_t p = id_lookup(g, t->after[i]);
         if (p != TG_NONE && g->rank[p] != t->rank)
-            return gerr(err, g, line,
+            return tg_gerr(err, g, line,
                         "task %lld (rank %d): after=%lld names task %lld of rank %d%s; "
                         "dependencies must stay on one rank",
                         id, (int)t->rank, (long long)t->after[i], (long long)g->id[p],
@@ -1034,10 +1032,10 @@ static int resolve_pending(tg_graph *g, ms_err *err)
         const pend_dep *p = &b->pend[i];
         uint32_t d = id_lookup(g, p->id), t = p->task;
         if (d == TG_NONE)
-            return gerr(err, g, g->line[t], "task %lld: after=%lld names no task",
+            return tg_gerr(err, g, g->line[t], "task %lld: after=%lld names no task",
                         (long long)g->id[t], (long long)p->id);
         if (g->rank[d] != g->rank[t])
-            return gerr(err, g, g->line[t],
+            return tg_gerr(err, g, g->line[t],
                         "task %lld (rank %d): after=%lld names task %lld of rank %d%s; "
                         "dependencies must stay on one rank",
                         (long long)g->id[t], (int)g->rank[t], (long long)p->id,
@@ -1195,7 +1193,7 @@ static int report_cycle(tg_graph *g, const uint32_t *indeg, ms_err *err)
     }
     uint32_t t0 = path[c0 + best];
     if (sb.full) snprintf(sb.s + sb.n, sizeof sb.s - sb.n, " ...");
-    gerr(err, g, g->line[t0],
+    tg_gerr(err, g, g->line[t0],
          "cycle: %s (%u tasks on rank %d; a -> b: a waits for b through after= or stream order)",
          sb.s, (unsigned)clen, (int)g->rank[t0]);
     free(prev), free(pos), free(path);
@@ -1367,7 +1365,7 @@ static int pair_xfers(tg_graph *g, ms_err *err)
         if (bad_other != TG_NONE) {
             uint32_t s = g->xfer_send[bad] ? bad : bad_other, r = s == bad ? bad_other : bad;
             uint32_t ts = g->xfer_task[s], tr = g->xfer_task[r];
-            rc = gerr(err, g, g->line[t],
+            rc = tg_gerr(err, g, g->line[t],
                       "task %lld: xchg byte counts differ: %s sends %lld bytes to rank %d "
                       "(send #%u from rank %d to rank %d on stream %s) but the matching "
                       "receive in %s expects %lld bytes",
@@ -1385,7 +1383,7 @@ static int pair_xfers(tg_graph *g, ms_err *err)
                          tdesc(g, g->xfer_task[lx], 0, tb2, sizeof tb2));
             }
             if (snd)
-                rc = gerr(err, g, g->line[t],
+                rc = tg_gerr(err, g, g->line[t],
                           "task %lld (rank %d): unmatched send: send #%u of %lld bytes from rank "
                           "%d to rank %d on stream %s has no matching receive (rank %d posts %u "
                           "receive%s from rank %d on stream %s%s)",
@@ -1393,7 +1391,7 @@ static int pair_xfers(tg_graph *g, ms_err *err)
                           (long long)g->xfer_bytes[bad], (int)src, (int)dst, sname, (int)dst,
                           (unsigned)have, have == 1 ? "" : "s", (int)src, sname, last);
             else
-                rc = gerr(err, g, g->line[t],
+                rc = tg_gerr(err, g, g->line[t],
                           "task %lld (rank %d): unmatched receive: receive #%u of %lld bytes on "
                           "rank %d from rank %d on stream %s has no matching send (rank %d posts "
                           "%u send%s to rank %d on stream %s%s)",
@@ -1478,7 +1476,7 @@ static int form_colls(tg_graph *g, ms_err *err)
                     g->stream_name[g->stream[t]] == c.name[k])
                     break;
             const char *sname = g->str + c.name[k], *gname = g->str + g->group_name[gi];
-            gerr(err, g, g->line[t],
+            tg_gerr(err, g, g->line[t],
                  "task %lld (rank %d): collective piece #%u on stream %s, group %s has no "
                  "counterpart on rank %d: rank %d posts %u collective%s on (stream %s, group %s), "
                  "rank %d posts %u; every member must post the same number",
@@ -1491,7 +1489,7 @@ static int form_colls(tg_graph *g, ms_err *err)
         total += kc[0];
     }
     if (total >= TG_NONE) {
-        gerr(err, g, 0, "too many collective instances");
+        tg_gerr(err, g, 0, "too many collective instances");
         goto out;
     }
     /* Instances numbered in order of first appearance; pieces must agree. */
@@ -1520,7 +1518,7 @@ static int form_colls(tg_graph *g, ms_err *err)
             uint32_t r = ref[map[key]];
             if (g->op[r] != g->op[t] || tg_task_args(g, r)[1] != tg_task_args(g, t)[1]) {
                 char tb[96];
-                gerr(err, g, g->line[t],
+                tg_gerr(err, g, g->line[t],
                      "task %lld (rank %d): %s of %lld bytes does not match %s: %s of %lld "
                      "bytes; the pieces of collective #%u on stream %s, group %s must agree on "
                      "op and bytes",
@@ -1534,7 +1532,7 @@ static int form_colls(tg_graph *g, ms_err *err)
                 memcmp(tg_task_args(g, r), tg_task_args(g, t),
                        (size_t)tg_op_get(TG_OP_M2N)->nargs * sizeof *g->arg) != 0) {
                 char tb[96], ma[160], mb[160];
-                gerr(err, g, g->line[t],
+                tg_gerr(err, g, g->line[t],
                      "task %lld (rank %d): m2n %s does not match %s: m2n %s; the pieces of "
                      "collective #%u on stream %s, group %s must agree on bytes, from, counts "
                      "and per",
@@ -1547,7 +1545,7 @@ static int form_colls(tg_graph *g, ms_err *err)
         g->coll_of[t] = map[key];
     }
     if (members >= TG_NONE) {
-        gerr(err, g, 0, "too many collective pieces");
+        tg_gerr(err, g, 0, "too many collective pieces");
         goto out;
     }
     g->ncoll = ni;
@@ -1647,7 +1645,7 @@ static int report_deadlock(tg_graph *g, const uint32_t *indeg, ms_err *err)
                tdesc(g, b / 2, 1, tb, sizeof tb), how);
     }
     if (sb.full) snprintf(sb.s + sb.n, sizeof sb.s - sb.n, " ...");
-    gerr(err, g, g->line[first], "deadlock: %s", sb.s);
+    tg_gerr(err, g, g->line[first], "deadlock: %s", sb.s);
     free(prev), free(pos), free(path), free(why);
     return -1;
 }
@@ -1702,7 +1700,7 @@ int tg_graph_finalize(tg_graph *g, ms_err *err)
 {
     if (!g) return ms_err_set(err, "tg_graph_finalize: no graph");
     if (g->finalized) return 0;
-    if (g->build->failed) return gerr(err, g, 0, "the graph failed validation before");
+    if (g->build->failed) return tg_gerr(err, g, 0, "the graph failed validation before");
     g->build->failed = 1; /* until the end */
     if (resolve_pending(g, err)) return -1;
     if (shrink(g) || link_streams(g) || build_succ(g)) return oom(err, g);

@@ -6,23 +6,8 @@
 #include <string.h>
 
 #include "ir/tg.h"
+#include "ir/tg_internal.h"
 
-/* "name:line: msg" like the builder's messages, dropping the parts that are unknown. */
-static void xerr(ms_err *err, const tg_graph *g, uint32_t line, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static void xerr(ms_err *err, const tg_graph *g, uint32_t line, const char *fmt, ...)
-{
-    char msg[MS_ERR_LEN];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    const char *name = g->source_name;
-    if (name && line) ms_err_set(err, "%s:%u: %s", name, (unsigned)line, msg);
-    else if (name) ms_err_set(err, "%s: %s", name, msg);
-    else if (line) ms_err_set(err, "line %u: %s", (unsigned)line, msg);
-    else ms_err_set(err, "%s", msg);
-}
 
 void tg_m2n_sides(const tg_graph *g, uint32_t t, int32_t *src, uint32_t *nsrc, int32_t *dst,
                   uint32_t *ndst, const int64_t **counts, int *per)
@@ -95,7 +80,7 @@ tg_graph *tg_expand_m2n(const tg_graph *g, ms_err *err)
         if (gn > maxside) maxside = gn;
     }
     if (total > TG_NONE - 1) {
-        xerr(err, g, 0,
+        tg_gerr(err, g, 0,
              "expanding m2n tasks needs %llu transfers, more than the IR holds (%u)",
              (unsigned long long)total, (unsigned)(TG_NONE - 1));
         goto fail;
@@ -145,7 +130,7 @@ tg_graph *tg_expand_m2n(const tg_graph *g, ms_err *err)
                 int64_t units =
                     per_send ? tg_m2n_share(c[i], nr, j, i) : tg_m2n_share(c[j], ns, i, j);
                 if (units > 0 && a[1] > INT64_MAX / units) {
-                    xerr(err, g, g->line[t],
+                    tg_gerr(err, g, g->line[t],
                          "task %lld: m2n transfer of %lld units x %lld bytes overflows int64",
                          (long long)g->id[t], (long long)units, (long long)a[1]);
                     goto fail;
@@ -167,7 +152,7 @@ tg_graph *tg_expand_m2n(const tg_graph *g, ms_err *err)
     free(side), free(pos), free(peer), free(bytes), free(send), free(after);
     return ng;
 oom:
-    xerr(err, g, 0, "out of memory expanding m2n tasks");
+    tg_gerr(err, g, 0, "out of memory expanding m2n tasks");
 fail:
     free(side), free(pos), free(peer), free(bytes), free(send), free(after);
     tg_graph_free(ng);

@@ -170,56 +170,26 @@ static int parse_header(parser *p)
     return 0;
 }
 
-static int parse_group(parser *p)
+/* The records that are a name and one list of integers: `group NAME ranks=R,...` and
+ * `vec NAME counts=C,...`. Parses the list into p->vals (*n of them); values must be >= 0,
+ * and below max when max > 0 (messages then say "out of range [0, max)"). */
+static int parse_list_record(parser *p, const char *rec, const char *key, const char *item,
+                             int64_t max, size_t *n_out)
 {
-    if (p->nf < 2 || p->f[1].val) return perr(p, "group: expected 'group NAME ranks=R,R,...'");
+    if (p->nf < 2 || p->f[1].val)
+        return perr(p, "%s: expected '%s NAME %s=%c,%c,...'", rec, rec, key,
+                    max ? 'R' : 'C', max ? 'R' : 'C');
     const char *name = p->f[1].key;
     int have = 0;
     size_t n = 0;
     for (size_t i = 2; i < p->nf; i++) {
         field *F = &p->f[i];
-        if (!F->val) return perr(p, "group %s: expected key=value, got '%s'", name, F->key);
-        if (strcmp(F->key, "ranks") != 0)
-            return perr(p, "group %s: unknown field '%s' (a group has only ranks=)", name, F->key);
-        if (have) return perr(p, "group %s: duplicate field 'ranks'", name);
-        if (F->quoted) return perr(p, "group %s: ranks= must not be quoted", name);
-        have = 1;
-        const char *s = F->val, *end = F->val + F->vlen;
-        for (;;) {
-            const char *e = memchr(s, ',', (size_t)(end - s));
-            if (!e) e = end;
-            int64_t r;
-            int rc = parse_i64(s, (size_t)(e - s), &r);
-            if (rc == -1)
-                return perr(p, "group %s: bad rank '%.*s' in ranks=: expected an integer", name,
-                            (int)(e - s), s);
-            if (rc == -2 || r < 0 || r >= TG_MAX_RANKS)
-                return perr(p, "group %s: rank %.*s out of range [0, %d)", name, (int)(e - s), s,
-                            TG_MAX_RANKS);
-            if (n >= INT32_MAX / 2) return perr(p, "group %s: too many ranks", name);
-            GROW(p->ranks, p->cap_ranks, n + 1, return perr(p, "out of memory"));
-            p->ranks[n++] = (int32_t)r;
-            if (e == end) break;
-            s = e + 1;
-        }
-    }
-    if (!have) return perr(p, "group %s: missing field 'ranks'", name);
-    return tg_add_group(p->g, name, p->ranks, (int)n, p->line, p->err) < 0 ? -1 : 0;
-}
-
-static int parse_vec(parser *p)
-{
-    if (p->nf < 2 || p->f[1].val) return perr(p, "vec: expected 'vec NAME counts=C,C,...'");
-    const char *name = p->f[1].key;
-    int have = 0;
-    size_t n = 0;
-    for (size_t i = 2; i < p->nf; i++) {
-        field *F = &p->f[i];
-        if (!F->val) return perr(p, "vec %s: expected key=value, got '%s'", name, F->key);
-        if (strcmp(F->key, "counts") != 0)
-            return perr(p, "vec %s: unknown field '%s' (a vec has only counts=)", name, F->key);
-        if (have) return perr(p, "vec %s: duplicate field 'counts'", name);
-        if (F->quoted) return perr(p, "vec %s: counts= must not be quoted", name);
+        if (!F->val) return perr(p, "%s %s: expected key=value, got '%s'", rec, name, F->key);
+        if (strcmp(F->key, key) != 0)
+            return perr(p, "%s %s: unknown field '%s' (a %s has only %s=)", rec, name, F->key,
+                        rec, key);
+        if (have) return perr(p, "%s %s: duplicate field '%s'", rec, name, key);
+        if (F->quoted) return perr(p, "%s %s: %s= must not be quoted", rec, name, key);
         have = 1;
         const char *s = F->val, *end = F->val + F->vlen;
         for (;;) {
@@ -228,22 +198,43 @@ static int parse_vec(parser *p)
             int64_t v;
             int rc = parse_i64(s, (size_t)(e - s), &v);
             if (rc == -1)
-                return perr(p, "vec %s: bad count '%.*s' in counts=: expected an integer", name,
-                            (int)(e - s), s);
+                return perr(p, "%s %s: bad %s '%.*s' in %s=: expected an integer", rec, name,
+                            item, (int)(e - s), s, key);
+            if (max && (rc == -2 || v < 0 || v >= max))
+                return perr(p, "%s %s: %s %.*s out of range [0, %lld)", rec, name, item,
+                            (int)(e - s), s, (long long)max);
             if (rc == -2)
-                return perr(p, "vec %s: count %.*s in counts= is out of range", name,
-                            (int)(e - s), s);
+                return perr(p, "%s %s: %s %.*s in %s= is out of range", rec, name, item,
+                            (int)(e - s), s, key);
             if (v < 0)
-                return perr(p, "vec %s: count %lld in counts= must be >= 0", name, (long long)v);
-            if (n >= INT32_MAX / 2) return perr(p, "vec %s: too many counts", name);
+                return perr(p, "%s %s: %s %lld in %s= must be >= 0", rec, name, item,
+                            (long long)v, key);
+            if (n >= INT32_MAX / 2) return perr(p, "%s %s: too many %ss", rec, name, item);
             GROW(p->vals, p->cap_vals, n + 1, return perr(p, "out of memory"));
             p->vals[n++] = v;
             if (e == end) break;
             s = e + 1;
         }
     }
-    if (!have) return perr(p, "vec %s: missing field 'counts'", name);
-    return tg_add_vec(p->g, name, p->vals, (uint32_t)n, p->line, p->err) < 0 ? -1 : 0;
+    if (!have) return perr(p, "%s %s: missing field '%s'", rec, name, key);
+    *n_out = n;
+    return 0;
+}
+
+static int parse_group(parser *p)
+{
+    size_t n;
+    if (parse_list_record(p, "group", "ranks", "rank", TG_MAX_RANKS, &n) != 0) return -1;
+    GROW(p->ranks, p->cap_ranks, n, return perr(p, "out of memory"));
+    for (size_t i = 0; i < n; i++) p->ranks[i] = (int32_t)p->vals[i];
+    return tg_add_group(p->g, p->f[1].key, p->ranks, (int)n, p->line, p->err) < 0 ? -1 : 0;
+}
+
+static int parse_vec(parser *p)
+{
+    size_t n;
+    if (parse_list_record(p, "vec", "counts", "count", 0, &n) != 0) return -1;
+    return tg_add_vec(p->g, p->f[1].key, p->vals, (uint32_t)n, p->line, p->err) < 0 ? -1 : 0;
 }
 
 /* Parses "ID,ID,..." into p->after. */

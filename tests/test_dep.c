@@ -22,26 +22,11 @@
 #include "sim/sim.h"
 #include "workloads/dep_infer.h"
 
-static cdb *db;
-
-static int setup(void **state)
-{
-    (void)state;
-    db = tu_db_open();
-    return db ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    tu_db_close(db);
-    return 0;
-}
 
 static sim_engine *simulate(const tg_graph *g, const topo *t)
 {
     ms_err err = {{0}};
-    sim_engine *s = sim_create(g, t, db, &net_analytic, &err);
+    sim_engine *s = sim_create(g, t, tu_db, &net_analytic, &err);
     if (!s || sim_run(s, &err) != 0) fail_msg("simulation failed: %s", err.msg);
     return s;
 }
@@ -538,5 +523,5 @@ int main(void)
         cmocka_unit_test(decode_uses_kv_cache_shapes),
         cmocka_unit_test(bad_parameters_are_clear_errors),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, tu_db_setup, tu_db_teardown);
 }

@@ -22,38 +22,7 @@
 #include "sim/sim.h"
 #include "workloads/dep_infer.h"
 
-static cdb *db;
 
-static int setup(void **state)
-{
-    (void)state;
-    db = tu_db_open();
-    return db ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    tu_db_close(db);
-    return 0;
-}
-
-/* GPU links of 1 GB/s and 1 us, NICs of 0.5 GB/s and 5 us. */
-static topo test_topo(int nodes, int gpus, int nics)
-{
-    topo t;
-    memset(&t, 0, sizeof t);
-    snprintf(t.name, sizeof t.name, "test-%dx%d", nodes, gpus);
-    snprintf(t.device, sizeof t.device, "h100");
-    t.nodes = nodes;
-    t.gpus_per_node = gpus;
-    t.intra.bw_bytes_per_s = 1e9;
-    t.intra.latency_s = 1e-6;
-    t.nics_per_node = nics;
-    t.nic.bw_bytes_per_s = 0.5e9;
-    t.nic.latency_s = 5e-6;
-    return t;
-}
 
 static void near(double a, double b, double rel, int line)
 {
@@ -108,7 +77,7 @@ static void loads_match_brute_force(void **state)
     for (int trial = 0; trial < 300; trial++) {
         int nodes = 1 + (int)rnd(4), gpus = 1 + (int)rnd(5), n = nodes * gpus;
         if (n < 2) continue;
-        topo t = test_topo(nodes, gpus, 1 + (int)rnd(2));
+        topo t = tu_round_topo(nodes, gpus, 1 + (int)rnd(2));
         int32_t src[32], dst[32];
         int64_t counts[32];
         net_m2n x;
@@ -200,7 +169,7 @@ static void drv_free(drv *d)
 static void coflow_shares_like_its_flows(void **state)
 {
     (void)state;
-    topo t = test_topo(1, 4, 0);
+    topo t = tu_round_topo(1, 4, 0);
     double lat = net_local_latency_s(&t), C = 1e9, U = 1e6;
     int32_t src[] = {0}, dst[] = {1, 2};
     int64_t counts[] = {1000, 1000};
@@ -247,7 +216,7 @@ static void coflow_shares_like_its_flows(void **state)
 static void coflow_across_nodes_is_nic_bound(void **state)
 {
     (void)state;
-    topo t = test_topo(2, 2, 1);
+    topo t = tu_round_topo(2, 2, 1);
     int32_t src[] = {0, 1}, dst[] = {2, 3};
     int64_t counts[] = {2000, 2000};
     net_m2n x = {.src = src, .dst = dst, .nsrc = 2, .ndst = 2, .counts = counts,
@@ -271,7 +240,7 @@ static void coflow_across_nodes_is_nic_bound(void **state)
 static double makespan(const tg_graph *g, const topo *t, const net_ops *net)
 {
     ms_err err = {{0}};
-    sim_engine *s = sim_create(g, t, db, net, &err);
+    sim_engine *s = sim_create(g, t, tu_db, net, &err);
     if (!s || sim_run(s, &err) != 0) fail_msg("simulation failed: %s", err.msg);
     double m = sim_get_summary(s)->makespan_s;
     sim_free(s);
@@ -440,5 +409,5 @@ int main(void)
         cmocka_unit_test(balanced_exchange_matches_exactly),
         cmocka_unit_test(exchange_flag),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, tu_db_setup, tu_db_teardown);
 }

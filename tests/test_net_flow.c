@@ -13,6 +13,8 @@
 
 #include <cmocka.h>
 
+#include "tests/testutil.h"
+
 #include "ir/tg.h"
 #include "sim/net_internal.h"
 #include "sim/sim.h"
@@ -20,22 +22,6 @@
 #define US 1e-6
 #define MAXF 4096
 
-/* Round numbers: GPU links of 1 GB/s and 1 us, NICs of 0.5 GB/s and 5 us. */
-static topo test_topo(int nodes, int gpus, int nics)
-{
-    topo t;
-    memset(&t, 0, sizeof t);
-    snprintf(t.name, sizeof t.name, "test-%dx%d", nodes, gpus);
-    snprintf(t.device, sizeof t.device, "h100");
-    t.nodes = nodes;
-    t.gpus_per_node = gpus;
-    t.intra.bw_bytes_per_s = 1e9;
-    t.intra.latency_s = 1e-6;
-    t.nics_per_node = nics;
-    t.nic.bw_bytes_per_s = 0.5e9;
-    t.nic.latency_s = 5e-6;
-    return t;
-}
 
 static void near(double a, double b, int line)
 {
@@ -135,7 +121,7 @@ static void found_by_name(void **state)
     assert_null(net_find("flows"));
     net_flow.free(NULL);
     /* A bad topology is refused with a message. */
-    topo t = test_topo(1, 0, 0);
+    topo t = tu_round_topo(1, 0, 0);
     ms_err err = {{0}};
     assert_null(net_flow.create(&t, &err));
     assert_true(err.msg[0] != 0);
@@ -144,7 +130,7 @@ static void found_by_name(void **state)
 static void one_flow_alone(void **state)
 {
     (void)state;
-    topo t = test_topo(1, 2, 2);
+    topo t = tu_round_topo(1, 2, 2);
     drv *d = drv_new(&t);
     start(d, 0, 0, 0, 1, 1e6);
     assert_true(d->end[0] < 0); /* reported later */
@@ -158,7 +144,7 @@ static void two_flows_share_a_link(void **state)
 {
     (void)state;
     /* 0->1 and 0->2 share 0's up link: half rate each, both end at lat + 2B/bw. */
-    topo t = test_topo(1, 3, 3);
+    topo t = tu_round_topo(1, 3, 3);
     drv *d = drv_new(&t);
     start(d, 0, 0, 0, 1, 1e6);
     start(d, 0, 1, 0, 2, 1e6);
@@ -183,7 +169,7 @@ static void limited_elsewhere_by_hand(void **state)
 {
     (void)state;
     const double X = 1e6, bw = 1e9, lat = 2 * US;
-    topo t = test_topo(1, 5, 5);
+    topo t = tu_round_topo(1, 5, 5);
     drv *d = drv_new(&t);
     start(d, 0, 0, 0, 1, X);
     start(d, 0, 1, 0, 2, X);
@@ -216,7 +202,7 @@ static void limited_elsewhere_in_the_engine(void **state)
                         "task 2 rank=2 stream=x op=xchg recv=0:1000000,3:1000000,4:1000000\n"
                         "task 3 rank=3 stream=x op=xchg send=2:1000000\n"
                         "task 4 rank=4 stream=x op=xchg send=2:1000000\n");
-    topo t = test_topo(1, 5, 5);
+    topo t = tu_round_topo(1, 5, 5);
     sim_engine *s = simulate(g, &t, &net_flow);
     assert_near(task_end(s, g, 1), 2 * US + 1500 * US);
     assert_near(task_end(s, g, 0), 2 * US + 3000 * US);
@@ -232,7 +218,7 @@ static void small_ends_then_big_speeds_up(void **state)
 {
     (void)state;
     const double S = 2e5, B = 1e6, bw = 1e9, lat = 2 * US;
-    topo t = test_topo(1, 3, 3);
+    topo t = tu_round_topo(1, 3, 3);
     drv *d = drv_new(&t);
     start(d, 0, 0, 0, 1, S);
     start(d, 0, 1, 0, 2, B);
@@ -260,7 +246,7 @@ static void cross_node_rails(void **state)
     (void)state;
     /* 2 nodes x 4 GPUs, 4 NICs: GPU g uses NIC g. Latency 2*1 + 2*5 = 12 us. */
     const double X = 1e6, lat = 12 * US;
-    topo t = test_topo(2, 4, 4);
+    topo t = tu_round_topo(2, 4, 4);
     drv *d = drv_new(&t);
     start(d, 0, 0, 1, 4, X); /* NIC 1 up on node 0, NIC 0 down on node 1 */
     start(d, 0, 1, 0, 5, X); /* NIC 0 up, NIC 1 down: no link in common */
@@ -295,7 +281,7 @@ static void nic_shared_by_gpus(void **state)
     (void)state;
     /* 4 GPUs and 2 NICs per node: GPUs 0 and 2 use NIC 0, GPUs 1 and 3 NIC 1. */
     const double X = 1e6, lat = 12 * US;
-    topo t = test_topo(2, 4, 2);
+    topo t = tu_round_topo(2, 4, 2);
     drv *d = drv_new(&t);
     start(d, 0, 0, 0, 4, X); /* NIC 0 up, NIC 0 down */
     start(d, 0, 1, 2, 5, X); /* NIC 0 up, NIC 1 down: shares node 0's NIC 0 */
@@ -325,7 +311,7 @@ static void nic_shared_by_gpus(void **state)
 static void self_transfer_and_empty_transfer(void **state)
 {
     (void)state;
-    topo t = test_topo(2, 2, 2);
+    topo t = tu_round_topo(2, 2, 2);
     drv *d = drv_new(&t);
     start(d, 5 * US, 0, 1, 1, 1e6);
     assert_true(d->end[0] == 5 * US); /* at once, no time */
@@ -349,7 +335,7 @@ static void simultaneous_ends_in_one_batch(void **state)
     /* All-to-all among 8 GPUs of a node: every up and down link carries 7 flows at bw/7;
      * all 56 end together at lat + 7X/bw, in one advance(), in start order. */
     const double X = 1e6;
-    topo t = test_topo(1, 8, 8);
+    topo t = tu_round_topo(1, 8, 8);
     for (int pass = 0; pass < 2; pass++) {
         drv *d = drv_new(&t);
         d->max = pass ? 10 : 256;
@@ -365,7 +351,7 @@ static void simultaneous_ends_in_one_batch(void **state)
         drv_free(d);
     }
     /* More flows than the model's first allocation (32 GPUs: 992 flows). */
-    topo t32 = test_topo(1, 32, 32);
+    topo t32 = tu_round_topo(1, 32, 32);
     drv *d = drv_new(&t32);
     uint32_t id = 0;
     for (int a = 0; a < 32; a++)
@@ -381,7 +367,7 @@ static void simultaneous_ends_in_one_batch(void **state)
 static void batch_order_is_start_order(void **state)
 {
     (void)state;
-    topo t = test_topo(1, 8, 8);
+    topo t = tu_round_topo(1, 8, 8);
     drv *d = drv_new(&t);
     /* Disjoint pairs, started in a scrambled id order; all end together. */
     static const uint32_t ids[] = {7, 3, 5, 1};
@@ -401,7 +387,7 @@ static void near_simultaneous_ends_batch(void **state)
     (void)state;
     /* Ends 1e-13 apart (relative) come out together, at the earlier time; 1e-6 apart do
      * not. */
-    topo t = test_topo(1, 6, 6);
+    topo t = tu_round_topo(1, 6, 6);
     drv *d = drv_new(&t);
     start(d, 0, 0, 0, 1, 1e6);
     start(d, 0, 1, 2, 3, 1e6 + 1e-7);
@@ -421,7 +407,7 @@ static void latency_phase_takes_no_bandwidth(void **state)
      * A runs alone at 1 GB/s until 102 us (1e5 B), during B's latency too; then both at
      * 0.5 GB/s: A's last 9e5 B take 1800 us (A ends at 1902 us); B then has 1e5 B left at
      * full rate (ends at 2002 us). */
-    topo t = test_topo(1, 3, 3);
+    topo t = tu_round_topo(1, 3, 3);
     drv *d = drv_new(&t);
     start(d, 0, 0, 0, 1, 1e6);
     run_before(d, 100 * US);
@@ -450,7 +436,7 @@ static void agrees_with_analytic_when_alone(void **state)
     (void)state;
     /* A lone transfer: same node, and across nodes with one NIC per GPU (where the
      * analytic NIC share is the whole NIC), bit for bit, starting at various times. */
-    topo ts[2] = {test_topo(1, 4, 4), test_topo(2, 4, 4)};
+    topo ts[2] = {tu_round_topo(1, 4, 4), tu_round_topo(2, 4, 4)};
     ts[1].nic.bw_bytes_per_s = 0.3e9;
     ts[1].nic.latency_s = 3.7e-6;
     static const int pairs[][2] = {{0, 1}, {3, 2}, {0, 5}, {7, 1}};
@@ -520,7 +506,7 @@ static void slots_are_reused(void **state)
     }
     tg_graph *g = parse(text);
     free(text);
-    topo t = test_topo(1, 2, 2);
+    topo t = tu_round_topo(1, 2, 2);
     sim_engine *s = simulate(g, &t, &net_flow);
     assert_near(sim_get_summary(s)->makespan_s, 300 * 3 * US);
     assert_int_equal(sim_get_summary(s)->events, 300);
@@ -623,7 +609,7 @@ static int by_start(const void *x, const void *y)
 static void matches_reference_on_random_flows(void **state)
 {
     (void)state;
-    topo t = test_topo(3, 4, 2);
+    topo t = tu_round_topo(3, 4, 2);
     t.nic.bw_bytes_per_s = 0.6e9;
     srand(12345);
     double worst = 0;

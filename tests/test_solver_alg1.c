@@ -24,21 +24,6 @@
 #include "solver/solver_internal.h"
 #include "workloads/dep_infer.h"
 
-static cdb *db;
-
-static int setup(void **state)
-{
-    (void)state;
-    db = tu_db_open();
-    return db ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    tu_db_close(db);
-    return 0;
-}
 
 static double wall_now(void)
 {
@@ -50,7 +35,7 @@ static double wall_now(void)
 static double simulate(const tg_graph *g, const topo *t, const net_ops *net)
 {
     ms_err err = {{0}};
-    sim_engine *s = sim_create(g, t, db, net, &err);
+    sim_engine *s = sim_create(g, t, tu_db, net, &err);
     if (!s || sim_run(s, &err) != 0) fail_msg("simulation failed: %s", err.msg);
     double mk = sim_get_summary(s)->makespan_s;
     sim_free(s);
@@ -61,7 +46,7 @@ static double bound_of(const tg_graph *g, const topo *t)
 {
     ms_err err = {{0}};
     double b = -1;
-    if (solve_bound(g, t, db, &b, &err) != 0) fail_msg("solve_bound: %s", err.msg);
+    if (solve_bound(g, t, tu_db, &b, &err) != 0) fail_msg("solve_bound: %s", err.msg);
     return b;
 }
 
@@ -332,7 +317,7 @@ static solve_request request(const model_cfg *m, const topo *t, int ag, int eg, 
 {
     solve_request rq;
     memset(&rq, 0, sizeof rq);
-    rq.m = m, rq.t = t, rq.db = db, rq.net = &net_analytic;
+    rq.m = m, rq.t = t, rq.db = tu_db, rq.net = &net_analytic;
     rq.sched = WL_DEP_FINDEP, rq.method = SOLVE_ALG1, rq.phase = WL_PREFILL;
     rq.seq = seq, rq.ag = ag, rq.eg = eg;
     return rq;
@@ -429,11 +414,11 @@ static void alg1_memory_limit_and_errors(void **state)
     assert_int_equal(solve_alg1_fit(&rq, &mdl, &err), 0);
     /* M_max: the KV cache of all samples fits beside the AG weights, one more does not */
     double mem = 0;
-    assert_int_equal(cdb_device_memory(db, "h20", &mem, &err), 0);
+    assert_int_equal(cdb_device_memory(tu_db, "h20", &mem, &err), 0);
     assert_true(mem == 96e9);
-    assert_int_equal(cdb_device_memory(db, "findep-paper", &mem, &err), -1); /* no figure */
+    assert_int_equal(cdb_device_memory(tu_db, "findep-paper", &mem, &err), -1); /* no figure */
     assert_non_null(strstr(err.msg, "memory_bytes"));
-    assert_int_equal(cdb_device_memory(db, "no-such-gpu", &mem, &err), -1);
+    assert_int_equal(cdb_device_memory(tu_db, "no-such-gpu", &mem, &err), -1);
     assert_non_null(strstr(err.msg, "no-such-gpu"));
     assert_true(mdl.weight_bytes_ag + mdl.ma_max * mdl.kv_bytes_per_sample <= mem);
     assert_true(mdl.weight_bytes_ag + (mdl.ma_max + 1) * mdl.kv_bytes_per_sample > mem);
@@ -483,5 +468,5 @@ int main(void)
         cmocka_unit_test(alg1_chooses_a_split),
         cmocka_unit_test(alg1_memory_limit_and_errors),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, tu_db_setup, tu_db_teardown);
 }

@@ -21,21 +21,6 @@
 #include "costdb/cdb.h"
 #include "solver/solve.h"
 
-static cdb *db;
-
-static int setup(void **state)
-{
-    (void)state;
-    db = tu_db_open();
-    return db ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    tu_db_close(db);
-    return 0;
-}
 
 /* One instance: model (depth-reduced), topology, S, split (0 = auto), phase. */
 typedef struct instance {
@@ -57,7 +42,7 @@ static void load(const instance *in, loaded *l, wl_dep_sched sched, solve_method
         model_keep_layers(&l->m, in->layers, &err) != 0 || topo_load(in->topo, &l->t, &err) != 0)
         fail_msg("%s on %s: %s", in->model, in->topo, err.msg);
     memset(&l->rq, 0, sizeof l->rq);
-    l->rq.m = &l->m, l->rq.t = &l->t, l->rq.db = db, l->rq.net = NULL;
+    l->rq.m = &l->m, l->rq.t = &l->t, l->rq.db = tu_db, l->rq.net = NULL;
     l->rq.sched = sched, l->rq.method = method, l->rq.phase = in->phase;
     l->rq.seq = in->seq, l->rq.ag = in->ag, l->rq.eg = in->eg;
 }
@@ -330,5 +315,5 @@ int main(void)
         cmocka_unit_test(search_explores_ag_orders),
         cmocka_unit_test(bad_requests_are_refused),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, tu_db_setup, tu_db_teardown);
 }

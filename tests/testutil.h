@@ -55,6 +55,38 @@ static inline void tu_db_close(cdb *db)
     unlink(tu_db_path);
 }
 
+/* A group setup/teardown pair for tests that share one shipped cost DB, tu_db. */
+static cdb __attribute__((unused)) *tu_db;
+static inline int tu_db_setup(void **state)
+{
+    (void)state;
+    tu_db = tu_db_open();
+    return tu_db ? 0 : -1;
+}
+static inline int tu_db_teardown(void **state)
+{
+    (void)state;
+    tu_db_close(tu_db);
+    return 0;
+}
+
+/* A hand-computable topology: GPU links of 1 GB/s and 1 us, NICs of 0.5 GB/s and 5 us. */
+static inline topo tu_round_topo(int nodes, int gpus, int nics)
+{
+    topo t;
+    memset(&t, 0, sizeof t);
+    snprintf(t.name, sizeof t.name, "test-%dx%d", nodes, gpus);
+    snprintf(t.device, sizeof t.device, "h100");
+    t.nodes = nodes;
+    t.gpus_per_node = gpus;
+    t.intra.bw_bytes_per_s = 1e9;
+    t.intra.latency_s = 1e-6;
+    t.nics_per_node = nics;
+    t.nic.bw_bytes_per_s = 0.5e9;
+    t.nic.latency_s = 5e-6;
+    return t;
+}
+
 /* ---- running the binary -------------------------------------------------------------- */
 
 static char __attribute__((unused)) tu_bin[4096];

@@ -145,50 +145,31 @@ static void expert_ranks(int e, int E, int ndst, int *lo, int *hi)
 }
 
 /* Token-expert assignments from each source rank to each expert rank for one chunk:
- * pair[s * ndst + d]. With at least as many experts as ranks, experts are split into
+ * pair[s * ndst + d] (when pair is not NULL) and their totals per expert rank col[d]
+ * (when col is not NULL). With at least as many experts as ranks, experts are split into
  * contiguous blocks (rank d holds experts floor(d*E/ndst) .. floor((d+1)*E/ndst) - 1);
  * with more ranks than experts, expert e is replicated on ranks floor(e*ndst/E) ..
  * floor((e+1)*ndst/E) - 1 and its tokens split evenly among its replicas. Each count is
  * then spread over the sources as evenly as possible. Also counts, per destination, the
  * local experts (or replicas) that receive any token. */
 static int route_chunk(ctx *c, const routing *r, int moe_layer, int nsrc, int ndst,
-                       int64_t chunk_tokens, int64_t *counts, int64_t *pair,
+                       int64_t chunk_tokens, int64_t *counts, int64_t *pair, int64_t *col,
                        int64_t *busy_experts)
 {
     int E = c->m->routed_experts;
     int64_t assignments = chunk_tokens * c->m->top_k * nsrc;
     if (routing_counts(r, moe_layer, assignments, counts, c->tk.err) != 0) return -1;
-    memset(pair, 0, sizeof *pair * (size_t)nsrc * ndst);
+    if (pair) memset(pair, 0, sizeof *pair * (size_t)nsrc * ndst);
+    if (col) memset(col, 0, sizeof *col * (size_t)ndst);
     memset(busy_experts, 0, sizeof *busy_experts * (size_t)ndst);
     for (int e = 0; e < E; e++) {
         int lo, hi; /* ranks holding expert e */
         expert_ranks(e, E, ndst, &lo, &hi);
         for (int d = lo; d < hi; d++) {
             int64_t here = share(counts[e], hi - lo, d - lo, e);
-            for (int s = 0; s < nsrc; s++) pair[(size_t)s * ndst + d] += share(here, nsrc, s, e + d);
-            if (here > 0) busy_experts[d]++;
-        }
-    }
-    return 0;
-}
-
-/* The per-destination totals of route_chunk without the pairs: col[d] = assignments
- * rank d receives (the same as route_chunk's column sums), busy_experts as there. */
-static int route_chunk_cols(ctx *c, const routing *r, int moe_layer, int nsrc, int ndst,
-                            int64_t chunk_tokens, int64_t *counts, int64_t *col,
-                            int64_t *busy_experts)
-{
-    int E = c->m->routed_experts;
-    int64_t assignments = chunk_tokens * c->m->top_k * nsrc;
-    if (routing_counts(r, moe_layer, assignments, counts, c->tk.err) != 0) return -1;
-    memset(col, 0, sizeof *col * (size_t)ndst);
-    memset(busy_experts, 0, sizeof *busy_experts * (size_t)ndst);
-    for (int e = 0; e < E; e++) {
-        int lo, hi;
-        expert_ranks(e, E, ndst, &lo, &hi);
-        for (int d = lo; d < hi; d++) {
-            int64_t here = share(counts[e], hi - lo, d - lo, e);
-            col[d] += here;
+            for (int s = 0; pair && s < nsrc; s++)
+                pair[(size_t)s * ndst + d] += share(here, nsrc, s, e + d);
+            if (col) col[d] += here;
             if (here > 0) busy_experts[d]++;
         }
     }
@@ -358,10 +339,8 @@ static int build_dep(ctx *c, const routing *r)
         int ml = l - m->first_dense;
         for (size_t k = 0; k < n_chunk; k++) {
             int64_t *ck = col + k * eg;
-            int bad = x.m2n ? route_chunk_cols(c, r, ml, ag, eg, chunk, counts, ck, busy + k * eg)
-                            : route_chunk(c, r, ml, ag, eg, chunk, counts, pair + k * ag * eg,
-                                          busy + k * eg);
-            if (bad != 0) {
+            if (route_chunk(c, r, ml, ag, eg, chunk, counts, pair ? pair + k * ag * eg : NULL, ck,
+                            busy + k * eg) != 0) {
                 c->tk.failed = 1;
                 goto out;
             }
@@ -370,11 +349,6 @@ static int build_dep(ctx *c, const routing *r)
                 if ((vec[k] = tg_add_vec(c->tk.g, label, ck, (uint32_t)eg, 0, c->tk.err)) < 0) {
                     c->tk.failed = 1;
                     goto out;
-                }
-            } else {
-                for (int d = 0; d < eg; d++) {
-                    ck[d] = 0;
-                    for (int a = 0; a < ag; a++) ck[d] += pair[k * ag * eg + (size_t)a * eg + d];
                 }
             }
         }
@@ -453,7 +427,7 @@ static int build_ep(ctx *c, const routing *r)
         if (moe)
             for (int i = 0; i < r1; i++)
                 if (route_chunk(c, r, l - m->first_dense, P, P, T, counts,
-                                pair + (size_t)i * P * P, busy + (size_t)i * P) != 0) {
+                                pair + (size_t)i * P * P, NULL, busy + (size_t)i * P) != 0) {
                     c->tk.failed = 1;
                     goto out;
                 }
