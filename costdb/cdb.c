@@ -77,6 +77,7 @@ static const feature_op features[] = {
     {"allreduce", 0, {0}, {0}, {0}, NULL, NET},
     {"allgather", 0, {0}, {0}, {0}, NULL, NET},
     {"reducescatter", 0, {0}, {0}, {0}, NULL, NET},
+    {"m2n", 0, {0}, {0}, {0}, NULL, NET},
     {"attn", 7, {"b", "sq", "skv", "h", "hkv", "dk", "dv"}, {R, R, R, R, R, R, R},
      {1, 1, 1, 1, 1, 1, 1}, work_attn, NULL},
     {"ffn", 5, {"tokens", "experts", "hidden", "inter", "gemms"}, {R, R, R, R, 3},
