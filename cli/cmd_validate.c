@@ -25,6 +25,8 @@
 #include "sim/sim.h"
 
 #define WORST 5
+#define REPEAT_DEFAULT 3
+#define REPEAT_MAX 1000
 
 static void usage(FILE *f)
 {
@@ -45,7 +47,9 @@ static void usage(FILE *f)
             "  --no-link-fit       keep the topology's link figures (by default the intra-node\n"
             "                      link comes from the database's measured xchg fit for the\n"
             "                      device, when it has one)\n"
-            "  --warmup N          untimed executions before the timed one (default 1)\n"
+            "  --warmup N          untimed executions before the first timed one (default 1)\n"
+            "  --repeat N          timed executions (default 3): the run with the median\n"
+            "                      makespan is compared; min and max are reported\n"
             "  --trace PATH        one Perfetto trace, predicted and measured side by side\n"
             "  --tasks PATH        TSV: task_id rank stream label predicted_us measured_us\n"
             "                      (durations)\n"
@@ -64,6 +68,12 @@ typedef struct err_stats {
     uint32_t n;
     double median, p90, mean, weighted; /* of |rel|; weighted = sum|diff| / sum measured */
 } err_stats;
+
+/* (measured - predicted) / measured, 0 when nothing was measured. */
+static double makespan_err(double meas_us, double pred_us)
+{
+    return meas_us > 0 ? (meas_us - pred_us) / meas_us : 0;
+}
 
 /* Worst first: by |measured - predicted| in us, the tasks that move the makespan (a
  * relative error ranks tiny comm tasks first). */
@@ -178,14 +188,15 @@ int cmd_validate(int argc, char **argv)
         {"backend", required_argument, 0, 'b'}, {"db", required_argument, 0, 'd'},
         {"graph", required_argument, 0, 'g'},   {"topo", required_argument, 0, 't'},
         {"net", required_argument, 0, 'n'},     {"no-link-fit", no_argument, 0, 'L'},
-        {"warmup", required_argument, 0, 'w'},  {"trace", required_argument, 0, 'T'},
+        {"warmup", required_argument, 0, 'w'},  {"repeat", required_argument, 0, 'r'},
+        {"trace", required_argument, 0, 'T'},
         {"tasks", required_argument, 0, 'K'},   {"json", no_argument, 0, 'j'},
         {"help", no_argument, 0, 'h'},          WL_FLAG_OPTIONS, {0, 0, 0, 0}};
     wl_flags wf;
     wl_flags_init(&wf);
     const char *backend = NULL, *db_path = NULL, *graph_path = NULL, *topo_spec = NULL;
     const char *net_name = "analytic", *trace = NULL, *tasks_path = NULL;
-    int json = 0, link_fit = 1, warmup = 1, c;
+    int json = 0, link_fit = 1, warmup = 1, repeat = REPEAT_DEFAULT, c;
     optind = 1;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -199,6 +210,18 @@ int cmd_validate(int argc, char **argv)
         case 'w':
             if (cli_parse_int("validate", "--warmup", optarg, &warmup)) return EXIT_USAGE;
             break;
+        case 'r': {
+            char *end;
+            long v = strtol(optarg, &end, 10);
+            if (end == optarg || *end || v < 1 || v > REPEAT_MAX) {
+                cli_error("validate", "--repeat expects a number of timed runs from 1 to %d, "
+                                      "got '%s'",
+                          REPEAT_MAX, optarg);
+                return EXIT_USAGE;
+            }
+            repeat = (int)v;
+            break;
+        }
         case 'T': trace = optarg; break;
         case 'K': tasks_path = optarg; break;
         case 'j': json = 1; break;
@@ -252,6 +275,7 @@ int cmd_validate(int argc, char **argv)
     cdb *db = NULL;
     sim_engine *s = NULL;
     const cdb_comm_info *link = NULL;
+    ex_result *runs = NULL; /* [repeat]: the timed runs (rank 0 holds their timelines) */
     double tokens = 0;
     /* every rank builds the same graph; rank 0 reports problems */
     if (topo_load(topo_spec, &t, &err) != 0) {
@@ -303,34 +327,61 @@ int cmd_validate(int argc, char **argv)
     }
     if ((st = cli_share_status(st)) != 0) goto out;
 
-    ex_options opt;
-    ex_options_defaults(&opt);
-    opt.warmup = warmup;
-    ex_result r = {0};
-    int rc = ex_run(g, b, &opt, &r, &err);
-    if (rc == EX_STUCK) ex_abort(EXIT_INPUT, err.msg);
-    if (rc != 0) {
-        if (rank == 0) cli_error("validate", "%s: execution: %s", what, err.msg);
-        st = EXIT_INPUT;
-        goto out;
+    /* --repeat timed runs; the warm-up passes only before the first (the later runs find
+     * the process warm). The run with the median makespan is the one compared. */
+    runs = calloc((size_t)repeat, sizeof *runs);
+    if (!runs) {
+        cli_error("validate", "rank %d: out of memory", rank);
+        ex_abort(EXIT_INPUT, "out of memory");
+    }
+    for (int i = 0; i < repeat; i++) {
+        ex_options opt;
+        ex_options_defaults(&opt);
+        opt.warmup = i == 0 ? warmup : 0;
+        int rc = ex_run(g, b, &opt, &runs[i], &err);
+        if (rc == EX_STUCK) ex_abort(EXIT_INPUT, err.msg);
+        if (rc != 0) {
+            if (rank == 0) cli_error("validate", "%s: execution: %s", what, err.msg);
+            st = EXIT_INPUT;
+            goto out;
+        }
     }
     if (rank != 0) goto out;
 
+    /* the median run (for an even count the lower middle one), min and max */
+    int *order = malloc((size_t)repeat * sizeof *order);
+    if (!order) {
+        cli_error("validate", "out of memory");
+        st = EXIT_INPUT;
+        goto out;
+    }
+    for (int i = 0; i < repeat; i++) order[i] = i;
+    for (int i = 1; i < repeat; i++) /* insertion sort by makespan, stable */
+        for (int k = i; k > 0; k--) {
+            if (!(runs[order[k]].makespan_us < runs[order[k - 1]].makespan_us)) break;
+            int x = order[k];
+            order[k] = order[k - 1], order[k - 1] = x;
+        }
+    int median_run = order[(repeat - 1) / 2];
+    double meas_min_us = runs[order[0]].makespan_us;
+    double meas_max_us = runs[order[repeat - 1]].makespan_us;
+    free(order);
+    const ex_result *rr = &runs[median_run];
+
     /* compare, task by task */
     const sim_summary *sum = sim_get_summary(s);
-    double pred_ms_us = sum->makespan_s * 1e6, meas_ms_us = r.makespan_us;
-    double ms_err_rel = meas_ms_us > 0 ? (meas_ms_us - pred_ms_us) / meas_ms_us : 0;
+    double pred_ms_us = sum->makespan_s * 1e6, meas_ms_us = rr->makespan_us;
+    double ms_err_rel = makespan_err(meas_ms_us, pred_ms_us);
     task_err *e = malloc((g->ntasks ? g->ntasks : 1) * sizeof *e);
     if (!e) {
         cli_error("validate", "out of memory");
         st = EXIT_INPUT;
-        ex_result_release(&r);
         goto out;
     }
     for (uint32_t i = 0; i < g->ntasks; i++) {
         e[i].t = i;
         e[i].pred_us = (sim_task_end(s, i) - sim_task_start(s, i)) * 1e6;
-        e[i].meas_us = r.end_us[i] - r.start_us[i];
+        e[i].meas_us = rr->end_us[i] - rr->start_us[i];
         e[i].rel = e[i].meas_us > 0 ? (e[i].meas_us - e[i].pred_us) / e[i].meas_us
                    : e[i].pred_us > 0 ? -1
                                       : 0;
@@ -341,7 +392,7 @@ int cmd_validate(int argc, char **argv)
         cli_error("validate", "%s", err.msg);
         st = EXIT_INPUT;
     }
-    if (!st && trace && write_trace(g, s, &r, trace, &err)) {
+    if (!st && trace && write_trace(g, s, rr, trace, &err)) {
         cli_error("validate", "%s", err.msg);
         st = EXIT_INPUT;
     }
@@ -366,7 +417,17 @@ int cmd_validate(int argc, char **argv)
         ms_json_knum(&j, "predicted_makespan_us", pred_ms_us);
         ms_json_knum(&j, "measured_makespan_us", meas_ms_us);
         ms_json_knum(&j, "makespan_error", ms_err_rel);
-        ms_json_knum(&j, "clock_err_us", r.clock_err_us);
+        ms_json_kint(&j, "repeat", repeat);
+        ms_json_kint(&j, "median_run", median_run);
+        ms_json_key(&j, "measured_makespans_us");
+        ms_json_arr_begin(&j);
+        for (int i = 0; i < repeat; i++) ms_json_num(&j, runs[i].makespan_us);
+        ms_json_arr_end(&j);
+        ms_json_knum(&j, "measured_makespan_min_us", meas_min_us);
+        ms_json_knum(&j, "measured_makespan_max_us", meas_max_us);
+        ms_json_knum(&j, "makespan_error_min", makespan_err(meas_min_us, pred_ms_us));
+        ms_json_knum(&j, "makespan_error_max", makespan_err(meas_max_us, pred_ms_us));
+        ms_json_knum(&j, "clock_err_us", rr->clock_err_us);
         ms_json_key(&j, "link");
         ms_json_obj_begin(&j);
         ms_json_knum(&j, "intra_bw_bytes_per_s", t.intra.bw_bytes_per_s);
@@ -412,9 +473,17 @@ int cmd_validate(int argc, char **argv)
         }
         printf("\npredicted makespan  %12.1f us\n", pred_ms_us);
         printf("measured makespan   %12.1f us   (clocks aligned within %.1f us)\n", meas_ms_us,
-               r.clock_err_us);
+               rr->clock_err_us);
+        if (repeat > 1)
+            printf("                                  median of %d runs (run %d), min %.1f us, "
+                   "max %.1f us\n",
+                   repeat, median_run + 1, meas_min_us, meas_max_us);
         printf("makespan error      %+11.1f %%   ((measured - predicted) / measured)\n",
                ms_err_rel * 100);
+        if (repeat > 1)
+            printf("                                  %+.1f %% to %+.1f %% over the runs\n",
+                   makespan_err(meas_min_us, pred_ms_us) * 100,
+                   makespan_err(meas_max_us, pred_ms_us) * 100);
         printf("\nper-task duration |error|   median     p90    mean  time-weighted\n");
         const err_stats *ss[] = {&all, &comp, &comm};
         const char *sn[] = {"all", "compute", "comm"};
@@ -439,8 +508,9 @@ int cmd_validate(int argc, char **argv)
     if (fflush(stdout) != 0) st = EXIT_INPUT;
     free(worst);
     free(e);
-    ex_result_release(&r);
 out:
+    for (int i = 0; runs && i < repeat; i++) ex_result_release(&runs[i]);
+    free(runs);
     st = cli_share_status(st);
     sim_free(s);
     cdb_close(db);

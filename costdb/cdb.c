@@ -212,7 +212,7 @@ struct cdb {
     size_t nmodel;
     size_t *best; /* index of the chosen model of each (device, op), in model order */
     size_t nbest;
-    double *px, *pt; /* piecewise points: x ascending per model, mean time_s */
+    double *px, *pt; /* piecewise points: x ascending per model, time_s */
     size_t npts;
     comm_rec *comm; /* sorted by (device, op, ag, eg, rank, id descending) */
     size_t ncomm;

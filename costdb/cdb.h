@@ -126,7 +126,7 @@ typedef struct cdb_measurement_row {
     const char *device, *op, *shape; /* shape: the op's args as in the IR, e.g. "m=8 n=8" */
     double x;                        /* the op's feature (cdb_feature), or bytes for comm */
     double bytes;                    /* bytes moved, NAN when not recorded */
-    double time_s;                   /* mean time per call over the timed trials */
+    double time_s;                   /* time per call: the median of the timed trials */
     int trials;
 } cdb_measurement_row;
 

@@ -24,6 +24,11 @@
 #define POLL_SLEEP_MAX_NS 500000 /* ... up to this: a transfer waiting on a long peer task
                                     then costs 2k wake-ups/s, not 50k, of the cores the
                                     compute threads need (and finishes <= 0.5 ms late) */
+#define FFN_POOL_BYTES ((size_t)256 << 20) /* synthetic expert weights per stream: distinct
+                                              sets up to this size (8x a 32 MiB LLC), so an
+                                              expert's weights come from memory, as in a
+                                              real MoE; beyond it the sets are reused */
+#define FFN_TILE_ROWS 64  /* rows per GEMM tile of a synthetic expert FFN */
 
 typedef enum item_kind { IT_TASK, IT_WAIT, IT_RECORD } item_kind;
 
@@ -53,6 +58,9 @@ typedef struct hstream {
     /* buffers */
     float *scratch;      /* synthetic compute */
     size_t scratch_n;    /* floats */
+    float *wpool;        /* synthetic expert weights: wsets sets of wset_n floats */
+    size_t wset_n;       /* floats per set: the largest 3 x hidden x inter of the stream */
+    uint32_t wsets, wnext; /* sets, and the next one to use (cycles across tasks) */
     int32_t *iscratch;
     size_t iscratch_n;
     unsigned char *sendbuf, *recvbuf; /* synthetic comm */
@@ -216,9 +224,9 @@ static void compute_need(const tg_graph *g, uint32_t t, size_t *nf, size_t *ni)
     case TG_OP_GEMM: /* m n k count */
         *nf = (size_t)(a[0] * a[2] + a[2] * a[1] + a[0] * a[1]);
         break;
-    case TG_OP_FFN: { /* tokens experts hidden inter gemms */
+    case TG_OP_FFN: { /* tokens experts hidden inter gemms; weights: the stream's pool */
         size_t T = (size_t)a[0], H = (size_t)a[2], F = (size_t)a[3];
-        *nf = 2 * T * H + 3 * H * F + (a[4] == 3 ? 0 : T * F);
+        *nf = 2 * T * H + 2 * (size_t)FFN_TILE_ROWS * F;
         break;
     }
     case TG_OP_ATTN: { /* b sq skv h hkv dk dv */
@@ -248,6 +256,41 @@ static int kfail(const tg_graph *g, uint32_t t, const char *what, int krc, ms_er
                       krc == K_ENOMEM ? "out of memory" : "invalid arguments");
 }
 
+/* Synthetic expert FFN (timing runs): the tokens spread evenly over the experts, each
+ * expert's rows through its own weights, the next set of the stream's pool (distinct sets
+ * up to FFN_POOL_BYTES, so weights stream from memory as in a model whose experts do not
+ * fit in cache), in tiles of FFN_TILE_ROWS rows: SwiGLU (gemms=3)
+ * y = (silu(x W1) * (x W3)) W2, or silu(x W1) W2 (gemms=2). The GEMMs are cblas_sgemm,
+ * as for gemm tasks; check mode runs k_ffn_swiglu_ref instead (exec/moe_check.c). */
+static void ffn_synthetic(hstream *s, const int64_t *a)
+{
+    int T = (int)a[0], E = (int)a[1], H = (int)a[2], F = (int)a[3], swiglu = a[4] == 3;
+    float *X = s->scratch, *Y = X + (size_t)T * H, *h1 = Y + (size_t)T * H;
+    float *h3 = h1 + (size_t)FFN_TILE_ROWS * F;
+    for (int e = 0; e < E; e++) {
+        int r0 = (int)((int64_t)T * e / E), r1 = (int)((int64_t)T * (e + 1) / E);
+        if (r1 == r0) continue;
+        const float *W1 = s->wpool + (size_t)(s->wnext++ % s->wsets) * s->wset_n;
+        const float *W3 = W1 + (size_t)H * F, *W2 = W3 + (size_t)H * F;
+        for (int r = r0; r < r1; r += FFN_TILE_ROWS) {
+            int rows = r1 - r < FFN_TILE_ROWS ? r1 - r : FFN_TILE_ROWS;
+            const float *x = X + (size_t)r * H;
+            size_t n = (size_t)rows * F;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, F, H, 1.0f, x, H, W1,
+                        F, 0.0f, h1, F);
+            if (swiglu) {
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, F, H, 1.0f, x, H,
+                            W3, F, 0.0f, h3, F);
+                for (size_t i = 0; i < n; i++) h1[i] = h1[i] / (1.0f + expf(-h1[i])) * h3[i];
+            } else {
+                for (size_t i = 0; i < n; i++) h1[i] = h1[i] / (1.0f + expf(-h1[i]));
+            }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, H, F, 1.0f, h1, F, W2,
+                        H, 0.0f, Y + (size_t)r * H, H);
+        }
+    }
+}
+
 static int run_compute_synthetic(hstream *s, uint32_t t, ms_err *err)
 {
     const tg_graph *g = s->c->g;
@@ -264,28 +307,9 @@ static int run_compute_synthetic(hstream *s, uint32_t t, ms_err *err)
                         0.0f, C, n);
         return 0;
     }
-    case TG_OP_FFN: {
-        int T = (int)a[0], E = (int)a[1], H = (int)a[2], F = (int)a[3];
-        if (T == 0) return 0;
-        float *X = f, *Y = X + (size_t)T * H, *W1 = Y + (size_t)T * H;
-        float *W3 = W1 + (size_t)H * F, *W2 = W3 + (size_t)H * F, *Hd = W2 + (size_t)F * H;
-        /* tokens spread evenly over the experts; every expert uses the same weights */
-        for (int e = 0; e < E && krc == K_OK; e++) {
-            int32_t off[2] = {(int32_t)((int64_t)T * e / E), (int32_t)((int64_t)T * (e + 1) / E)};
-            if (off[1] == off[0]) continue;
-            if (a[4] == 3) {
-                krc = k_ffn_swiglu_ref(X, off, 1, H, F, W1, W3, W2, Y);
-            } else { /* plain MLP: silu(x W1) W2 */
-                int rows = off[1] - off[0];
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, F, H, 1.0f,
-                            X + (size_t)off[0] * H, H, W1, F, 0.0f, Hd, F);
-                for (size_t i = 0; i < (size_t)rows * F; i++) Hd[i] = Hd[i] / (1.0f + expf(-Hd[i]));
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, H, F, 1.0f, Hd, F,
-                            W2, H, 0.0f, Y + (size_t)off[0] * H, H);
-            }
-        }
-        return krc == K_OK ? 0 : kfail(g, t, "ffn", krc, err);
-    }
+    case TG_OP_FFN:
+        ffn_synthetic(s, a);
+        return 0;
     case TG_OP_ATTN: {
         int b = (int)a[0], sq = (int)a[1], skv = (int)a[2];
         k_attn_shape sh = {.n_heads = (int)a[3], .n_kv_heads = (int)a[4], .d_qk = (int)a[5],
@@ -505,6 +529,12 @@ static int host_setup(const ex_setup *s, void **out, ms_err *err)
             compute_need(g, t, &nf, &ni);
             if (nf > h->scratch_n) h->scratch_n = nf;
             if (ni > h->iscratch_n) h->iscratch_n = ni;
+            if (g->op[t] == TG_OP_FFN) { /* wsets holds the most experts until sized below */
+                const int64_t *a = tg_task_args(g, t);
+                size_t set = 3 * (size_t)a[2] * (size_t)a[3];
+                if (set > h->wset_n) h->wset_n = set;
+                if ((uint32_t)a[1] > h->wsets) h->wsets = (uint32_t)a[1];
+            }
         } else if (kind == TG_KIND_XCHG && !(s->payload && s->payload->xfer_buf)) {
             size_t sb = 0, rb = 0;
             for (uint32_t x = g->xfer_off[t]; x < g->xfer_off[t + 1]; x++)
@@ -529,13 +559,27 @@ static int host_setup(const ex_setup *s, void **out, ms_err *err)
         h->sendbuf = malloc(h->send_bytes + 1);
         h->recvbuf = malloc(h->recv_bytes + 1);
         h->reqs = ex_reqs_create(16);
-        if (!h->q || !h->scratch || !h->iscratch || !h->sendbuf || !h->recvbuf || !h->reqs) {
+        if (h->wset_n) { /* distinct expert weights, up to FFN_POOL_BYTES */
+            size_t fit = FFN_POOL_BYTES / (h->wset_n * sizeof(float));
+            if (h->wsets > fit) h->wsets = (uint32_t)fit;
+            if (h->wsets < 1) h->wsets = 1;
+            h->wpool = malloc(h->wsets * h->wset_n * sizeof *h->wpool);
+        }
+        if (!h->q || !h->scratch || !h->iscratch || !h->sendbuf || !h->recvbuf || !h->reqs ||
+            (h->wset_n && !h->wpool)) {
             rc = ms_err_set(err, "rank %d: out of memory for the buffers of stream %s (%zu "
-                                 "floats of scratch, %zu + %zu bytes of comm)",
-                            s->rank, h->name, h->scratch_n, h->send_bytes, h->recv_bytes);
+                                 "floats of scratch, %u x %zu floats of expert weights, "
+                                 "%zu + %zu bytes of comm)",
+                            s->rank, h->name, h->scratch_n, h->wsets, h->wset_n,
+                            h->send_bytes, h->recv_bytes);
             break;
         }
         k_fill_uniform(h->scratch, h->scratch_n, s->seed + 17 * i + 1, -0.1f, 0.1f);
+        if (h->wpool) { /* one random set, copied: the values do not matter, the addresses do */
+            k_fill_uniform(h->wpool, h->wset_n, s->seed + 17 * i + 3, -0.05f, 0.05f);
+            for (uint32_t w = 1; w < h->wsets; w++)
+                memcpy(h->wpool + w * h->wset_n, h->wpool, h->wset_n * sizeof *h->wpool);
+        }
         k_fill_uniform((float *)h->sendbuf, h->send_bytes / 4, s->seed + 17 * i + 2, -1.0f, 1.0f);
     }
     /* collective over the world: done even after a local failure */
@@ -733,7 +777,7 @@ static int host_teardown(void *vctx)
     for (uint32_t i = 0; c->st && i < c->nst; i++) {
         hstream *s = &c->st[i];
         pthread_cond_destroy(&s->cv);
-        free(s->q), free(s->scratch), free(s->iscratch);
+        free(s->q), free(s->scratch), free(s->iscratch), free(s->wpool);
         if (stuck) continue; /* abandoned requests may still write into these */
         free(s->sendbuf), free(s->recvbuf);
         ex_reqs_free(s->reqs);

@@ -98,9 +98,11 @@ static int compute_grid(job_list *L, int quick)
                               I64(128), I64(128));
     /* grouped expert FFN (SwiGLU, 3 GEMMs): a reduced width with many tokens per expert,
      * and a real MoE expert width (Qwen3's 2048 x 768) with 1 to 8 tokens per expert, the
-     * weight-streaming regime of expert chunks */
+     * weight-streaming regime of expert chunks; 32 experts (605 MB of weights) to anchor
+     * that regime with more experts than the host backend's 256 MiB weight pool holds */
     static const int fe[][4] = {{1, 64, 1024, 512},  {4, 128, 1024, 512}, {16, 256, 1024, 512},
-                                {8, 8, 2048, 768},   {8, 16, 2048, 768},  {8, 64, 2048, 768}};
+                                {8, 8, 2048, 768},   {8, 16, 2048, 768},  {8, 64, 2048, 768},
+                                {32, 32, 2048, 768}};
     for (size_t a = 0; a < sizeof fe / sizeof fe[0]; a++)
         rc |= add_compute(L, "ffn", 5, I64(fe[a][1]), I64(fe[a][0]), I64(fe[a][2]),
                           I64(fe[a][3]), I64(3));
@@ -196,6 +198,9 @@ static void shape_text(const job *j, char *buf, size_t len)
                               (long long)j->args[i]);
 }
 
+/* Ranks 0..members-1 run the job's trials: 1 for compute, the group for comm. */
+static int job_members(const job *j) { return j->nranks ? j->nranks : 1; }
+
 /* Builds the benchmark graph of one job: rank 0 runs `total` copies of a compute op on
  * stream "compute" (the other ranks idle); or the comm op runs `total` times on stream
  * "comm" in its group. */
@@ -236,6 +241,18 @@ static tg_graph *job_graph(const job *j, int world, int total, ms_err *err)
                               (long long)id++, r, j->op, bytes, i);
         }
     }
+    /* Ranks outside the job wait for a message rank 0 sends after its last trial: in the
+     * backend's polling (which sleeps), not spinning in the barrier that ends the pass,
+     * which on a machine with as many cores as ranks took a core from the op timed. */
+    int members = job_members(j);
+    if (members < world) {
+        tb_printf(&b, "task %lld rank=0 stream=sync op=xchg send=", (long long)id++);
+        for (int r = members; r < world; r++) tb_printf(&b, "%s%d:8", r > members ? "," : "", r);
+        tb_printf(&b, " after=%d label=calib.sync\n", total - 1);
+        for (int r = members; r < world; r++)
+            tb_printf(&b, "task %lld rank=%d stream=sync op=xchg recv=0:8 label=calib.sync\n",
+                      (long long)id++, r);
+    }
     if (b.oom) {
         free(b.s);
         ms_err_set(err, "out of memory building a calibration graph");
@@ -265,7 +282,8 @@ static void trial_times(const job *j, const tg_graph *g, const ex_result *r, int
         for (int i = 0; i < timed; i++) out_s[i] = NAN;
         return;
     }
-    for (uint32_t t = 0; t < g->ntasks; t++) {
+    uint32_t ntrial = (uint32_t)(job_members(j) * (warmup + timed)); /* then the sync tasks */
+    for (uint32_t t = 0; t < ntrial && t < g->ntasks; t++) {
         int i = (int)(t % (uint32_t)(warmup + timed)) - warmup; /* tasks are rank-major */
         if (i < 0) continue;
         double s = r->start_us[t] * 1e-6, e = r->end_us[t] * 1e-6;
@@ -391,8 +409,9 @@ int ex_calib_measure(const ex_backend *b, const ex_calib_options *o, ex_calib_re
             char shape[256];
             if (j->nranks == 0) shape_text(j, shape, sizeof shape);
             else snprintf(shape, sizeof shape, "n=%d bytes=%.0f", j->nranks, j->bytes);
-            fprintf(o->log, "[%3zu/%zu] %-13s %-44s %10.1f us (median %.1f)\n", i + 1, L.n,
-                    j->op, shape, p->mean_s * 1e6, p->median_s * 1e6);
+            fprintf(o->log, "[%3zu/%zu] %-13s %-44s %10.1f us (median; mean %.1f, %.1f-%.1f)\n",
+                    i + 1, L.n, j->op, shape, p->median_s * 1e6, p->mean_s * 1e6,
+                    p->min_s * 1e6, p->max_s * 1e6);
             fflush(o->log);
         }
     }
@@ -664,7 +683,7 @@ static int op_points(const ex_calib_result *res, const char *op, xy **out)
     int k = 0;
     for (size_t i = 0; i < res->n; i++)
         if (!res->pt[i].nranks && !strcmp(res->pt[i].op, op))
-            p[k++] = (xy){res->pt[i].x, res->pt[i].mean_s};
+            p[k++] = (xy){res->pt[i].x, res->pt[i].median_s};
     qsort(p, (size_t)n, sizeof *p, cmp_xy);
     *out = p;
     return n;
@@ -683,9 +702,9 @@ int ex_calib_fit_all(const ex_calib_result *res, int force_piecewise, ex_calib_f
     double peak = 0, bw = 0; /* the best rates of the run, for the roofline form */
     for (size_t i = 0; i < res->n; i++) {
         const ex_calib_point *q = &res->pt[i];
-        if (q->nranks || !(q->mean_s > 0)) continue;
-        peak = fmax(peak, q->x / q->mean_s);
-        bw = fmax(bw, q->bytes / q->mean_s);
+        if (q->nranks || !(q->median_s > 0)) continue;
+        peak = fmax(peak, q->x / q->median_s);
+        bw = fmax(bw, q->bytes / q->median_s);
     }
     for (size_t o = 0; o < 4; o++) {
         xy *p;
@@ -720,7 +739,7 @@ int ex_calib_fit_all(const ex_calib_result *res, int force_piecewise, ex_calib_f
             int k = 0;
             for (size_t i = 0; i < res->n; i++)
                 if (!res->pt[i].nranks && !strcmp(res->pt[i].op, ops[o]))
-                    rp[k++] = (fbt){res->pt[i].x, res->pt[i].bytes, res->pt[i].mean_s};
+                    rp[k++] = (fbt){res->pt[i].x, res->pt[i].bytes, res->pt[i].median_s};
             double prm[4], lp[4];
             fit_roofline(rp, n, -1, peak, bw, NULL, prm);
             roof r = roof_of(prm);
@@ -764,7 +783,7 @@ int ex_calib_fit_all(const ex_calib_result *res, int force_piecewise, ex_calib_f
                     t = gemm_model(g, gp, ngp, (double)q->args[0], (double)q->args[2],
                                    (double)q->args[1]);
                 }
-                ec += rel_err(t, q->mean_s), k++;
+                ec += rel_err(t, q->median_s), k++;
             }
             f->composed_err = k ? ec / k : NAN;
             double own = !strcmp(f->chosen, "piecewise") ? f->loo_piecewise
@@ -793,7 +812,7 @@ int ex_calib_fit_all(const ex_calib_result *res, int force_piecewise, ex_calib_f
         int n = 0;
         for (size_t m = i; m < res->n && n < 64; m++)
             if (res->pt[m].nranks == q->nranks && !strcmp(res->pt[m].op, q->op))
-                pts[n++] = (xy){res->pt[m].bytes, res->pt[m].mean_s};
+                pts[n++] = (xy){res->pt[m].bytes, res->pt[m].median_s};
         fit_linear(pts, n, -1, &c->alpha_s, &c->beta_s_per_byte);
         c->r2 = r2_linear(pts, n, c->alpha_s, c->beta_s_per_byte);
     }
@@ -838,7 +857,7 @@ void ex_calib_print_comm(const ex_calib_result *res, FILE *f)
             fprintf(f, "# %12s %12s %6s %12s %12s %12s\n", "size(B)", "count", "type",
                     "time(us)", "algbw(GB/s)", "busbw(GB/s)");
         }
-        double size = ex_calib_nccl_size(op, n, q->bytes), t = q->mean_s;
+        double size = ex_calib_nccl_size(op, n, q->bytes), t = q->median_s;
         double algbw = t > 0 ? size / t / 1e9 : 0;
         fprintf(f, "  %12.0f %12.0f %6s %12.2f %12.3f %12.3f\n", size, size / 4, "float",
                 t * 1e6, algbw, algbw * ex_calib_busbw_factor(op, n));
@@ -861,8 +880,8 @@ void ex_calib_print_compute(const ex_calib_result *res, const ex_calib_fit *fits
         if (q->nranks) continue;
         char shape[256];
         print_shape(q, shape, sizeof shape);
-        fprintf(f, "%-6s %-50s %12.4g %12.1f %10.2f%s\n", q->op, shape, q->x, q->mean_s * 1e6,
-                q->mean_s > 0 ? q->x / q->mean_s / 1e9 : 0, q->from_graph ? "  (graph)" : "");
+        fprintf(f, "%-6s %-50s %12.4g %12.1f %10.2f%s\n", q->op, shape, q->x, q->median_s * 1e6,
+                q->median_s > 0 ? q->x / q->median_s / 1e9 : 0, q->from_graph ? "  (graph)" : "");
     }
     fprintf(f, "\nfits (errors: exp(mean |ln(predicted/measured)|) - 1, leave-one-out for the own "
                "forms; the chosen form is used)\n");
@@ -927,7 +946,7 @@ int ex_calib_write(const char *db_path, const char *const *seed_files, int nseed
         char shape[256];
         if (q->nranks) snprintf(shape, sizeof shape, "n=%d bytes=%.0f", q->nranks, q->bytes);
         else print_shape(q, shape, sizeof shape);
-        cdb_measurement_row m = {device, q->op, shape, q->x, q->bytes, q->mean_s, q->trials};
+        cdb_measurement_row m = {device, q->op, shape, q->x, q->bytes, q->median_s, q->trials};
         if (cdb_writer_measurement(w, *run_id, &m, err)) goto fail;
     }
     for (size_t i = 0; i < nfits; i++) /* roofline rows divide by the device's figures */

@@ -40,7 +40,8 @@ typedef struct ex_calib_point {
     int nranks;                        /* comm: ranks in the group (xchg: 2) */
     double bytes;                      /* comm: the IR's bytes (per rank); compute: cdb_work_of */
     double x;                          /* compute: FLOPs (cdb_feature); comm: bytes */
-    double mean_s, median_s, min_s, max_s; /* over the timed trials */
+    double mean_s, median_s, min_s, max_s; /* over the timed trials; the median is the
+                                              point's time (fits, the database's time_s) */
     int trials;
     int from_graph;                    /* a shape taken from --graph (not the grid) */
 } ex_calib_point;

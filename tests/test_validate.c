@@ -1,7 +1,8 @@
 /* Tests of `moesched validate` (cli/cmd_validate.c) under mpirun with 2 ranks on the host
  * backend: the JSON fields and their consistency, the per-task TSV, the side-by-side
- * Perfetto trace, agreement of the prediction with `moesched sim`, workload flags, and
- * refusals (rank-count mismatch, bad flags). */
+ * Perfetto trace, --repeat (the median run is the one reported), agreement of the
+ * prediction with `moesched sim`, workload flags, and refusals (rank-count mismatch, bad
+ * flags). */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -51,6 +52,9 @@ static void test_json_tsv_trace(void **state)
     assert_true(pred > 0 && meas > 0);
     assert_true(fabs(e - (meas - pred) / meas) < 1e-9);
     assert_int_equal((int)num(j, "tasks"), 7);
+    assert_int_equal((int)num(j, "repeat"), 3); /* the default */
+    const cJSON *runs = cJSON_GetObjectItemCaseSensitive(j, "measured_makespans_us");
+    assert_int_equal(cJSON_GetArraySize(runs), 3);
     const cJSON *pt = cJSON_GetObjectItemCaseSensitive(j, "per_task");
     assert_non_null(pt);
     assert_int_equal((int)num(pt, "tasks"), 7);
@@ -113,6 +117,78 @@ static void test_json_tsv_trace(void **state)
     free(tr);
 }
 
+/* --repeat N: N timed runs; the reported makespan, per-task durations and trace are those
+ * of the run with the median makespan (the lower middle one for even N); min and max and
+ * their errors come with it. */
+static void test_repeat(void **state)
+{
+    (void)state;
+    const char *g = tu_tmp_path("g4.tg"), *trace = tu_tmp_path("t4.json");
+    tu_write_file(g, graph_text);
+    tu_output r = tu_mpi_run(2, "validate --backend host --db %s --graph %s --json --repeat 4 "
+                                "--warmup 0 --trace %s",
+                             db_path, g, trace);
+    if (r.status != 0) fail_msg("validate failed (%d):\n%s\n%s", r.status, r.out, r.err);
+    cJSON *j = cJSON_Parse(r.out);
+    if (!j) fail_msg("not JSON:\n%s", r.out);
+    assert_int_equal((int)num(j, "repeat"), 4);
+    const cJSON *all = cJSON_GetObjectItemCaseSensitive(j, "measured_makespans_us");
+    assert_true(cJSON_IsArray(all));
+    assert_int_equal(cJSON_GetArraySize(all), 4);
+    double v[4], lo = INFINITY, hi = 0;
+    for (int i = 0; i < 4; i++) {
+        v[i] = cJSON_GetArrayItem(all, i)->valuedouble;
+        assert_true(v[i] > 0);
+        lo = fmin(lo, v[i]), hi = fmax(hi, v[i]);
+    }
+    int med = (int)num(j, "median_run");
+    assert_true(med >= 0 && med < 4);
+    double meas = num(j, "measured_makespan_us"), pred = num(j, "predicted_makespan_us");
+    assert_true(meas == v[med]);
+    int below = 0, above = 0; /* the lower middle of 4: one run below it, two above */
+    for (int i = 0; i < 4; i++) below += v[i] < meas, above += v[i] > meas;
+    assert_true(below <= 1 && above <= 2);
+    assert_true(num(j, "measured_makespan_min_us") == lo);
+    assert_true(num(j, "measured_makespan_max_us") == hi);
+    assert_true(fabs(num(j, "makespan_error") - (meas - pred) / meas) < 1e-9);
+    assert_true(fabs(num(j, "makespan_error_min") - (lo - pred) / lo) < 1e-9);
+    assert_true(fabs(num(j, "makespan_error_max") - (hi - pred) / hi) < 1e-9);
+    cJSON_Delete(j);
+    tu_release(&r);
+    /* the trace's measured side is the median run: its span is the reported makespan */
+    char *tr = tu_slurp(trace);
+    cJSON *tj = cJSON_Parse(tr);
+    if (!tj) fail_msg("trace is not JSON");
+    double t0 = INFINITY, t1 = 0;
+    const cJSON *ev;
+    cJSON_ArrayForEach(ev, cJSON_GetObjectItemCaseSensitive(tj, "traceEvents"))
+    {
+        const cJSON *ph = cJSON_GetObjectItemCaseSensitive(ev, "ph");
+        if (!cJSON_IsString(ph) || strcmp(ph->valuestring, "X") || num(ev, "pid") < 2) continue;
+        t0 = fmin(t0, num(ev, "ts")), t1 = fmax(t1, num(ev, "ts") + num(ev, "dur"));
+    }
+    assert_true(fabs((t1 - t0) - meas) < 0.01);
+    cJSON_Delete(tj);
+    free(tr);
+
+    /* the text form says how many runs and the spread; one run says nothing of it */
+    r = tu_mpi_run(2, "validate --backend host --db %s --graph %s --repeat 2 --warmup 0", db_path,
+                   g);
+    if (r.status != 0) fail_msg("validate failed (%d):\n%s\n%s", r.status, r.out, r.err);
+    tu_expect_contains_all(r.out, "median of 2 runs (run ", ", min ", " over the runs", NULL);
+    tu_release(&r);
+    r = tu_mpi_run(2, "validate --backend host --db %s --graph %s --repeat 1 --warmup 0 --json",
+                   db_path, g);
+    if (r.status != 0) fail_msg("validate failed (%d):\n%s\n%s", r.status, r.out, r.err);
+    j = cJSON_Parse(r.out);
+    assert_non_null(j);
+    assert_int_equal((int)num(j, "repeat"), 1);
+    assert_int_equal((int)num(j, "median_run"), 0);
+    assert_true(num(j, "measured_makespan_min_us") == num(j, "measured_makespan_us"));
+    cJSON_Delete(j);
+    tu_release(&r);
+}
+
 /* The prediction is the simulator's: with the topology's own link figures it equals
  * `moesched sim`'s makespan on the same database. */
 static void test_prediction_is_sim(void **state)
@@ -170,6 +246,15 @@ static void test_refusals(void **state)
     r = tu_run("validate --backend host --graph %s --net nope", g);
     tu_expect_fail(&r, 2, "unknown network model 'nope'");
     tu_release(&r);
+    r = tu_run("validate --backend host --graph %s --repeat 0", g);
+    tu_expect_fail(&r, 2, "--repeat expects a number of timed runs from 1 to 1000, got '0'");
+    tu_release(&r);
+    r = tu_run("validate --backend host --graph %s --repeat 1001", g);
+    tu_expect_fail(&r, 2, "--repeat expects a number of timed runs from 1 to 1000, got '1001'");
+    tu_release(&r);
+    r = tu_run("validate --backend host --graph %s --repeat three", g);
+    tu_expect_fail(&r, 2, "--repeat expects a number of timed runs from 1 to 1000, got 'three'");
+    tu_release(&r);
     /* a graph whose costs the database cannot give fails before anything runs */
     const char *bad = tu_tmp_path("bad.tg");
     tu_write_file(bad, "tg 1\ntask 0 rank=0 stream=compute op=gemm m=8 n=8 k=8\n"
@@ -199,6 +284,7 @@ int main(void)
     tu_mpi_timeout_s = 300;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_json_tsv_trace),
+        cmocka_unit_test(test_repeat),
         cmocka_unit_test(test_prediction_is_sim),
         cmocka_unit_test(test_workload_text),
         cmocka_unit_test(test_refusals),
