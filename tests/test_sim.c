@@ -13,28 +13,16 @@
 
 #include <cmocka.h>
 
+#include "tests/testutil.h"
+
 #include "costdb/cdb.h"
 #include "ir/tg.h"
 #include "sim/sim.h"
 
 #define US 1e-6
 
-/* A topology with round numbers: links of 1 GB/s and 1 us, NICs of 0.5 GB/s and 5 us. */
-static topo test_topo(int nodes, int gpus)
-{
-    topo t;
-    memset(&t, 0, sizeof t);
-    snprintf(t.name, sizeof t.name, "test-%dx%d", nodes, gpus);
-    snprintf(t.device, sizeof t.device, "h100");
-    t.nodes = nodes;
-    t.gpus_per_node = gpus;
-    t.intra.bw_bytes_per_s = 1e9;
-    t.intra.latency_s = 1e-6;
-    t.nics_per_node = gpus;
-    t.nic.bw_bytes_per_s = 0.5e9;
-    t.nic.latency_s = 5e-6;
-    return t;
-}
+/* Round numbers (tu_round_topo), one NIC per GPU. */
+static topo test_topo(int nodes, int gpus) { return tu_round_topo(nodes, gpus, gpus); }
 
 static tg_graph *parse(const char *text)
 {
