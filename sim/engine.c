@@ -124,6 +124,11 @@ sim_engine *sim_create(const tg_graph *g, const topo *t, const cdb *db, const ne
                    g->nranks, t->name, topo_ranks(t), t->nodes, t->gpus_per_node);
         return NULL;
     }
+    if ((uint64_t)g->nxfers + g->ncoll >= UINT32_MAX) { /* one id space for network ends */
+        ms_err_set(err, "the graph has too many transfers and collectives to simulate (%u + %u)",
+                   g->nxfers, g->ncoll);
+        return NULL;
+    }
     sim_engine *s = calloc(1, sizeof *s);
     if (!s) {
         ms_err_set(err, "out of memory creating the simulator");
