@@ -240,10 +240,8 @@ static int start_xfer(sim_engine *s, uint32_t x, double now, ms_err *err)
 static int start_m2n(sim_engine *s, uint32_t t, uint32_t c, double now, ms_err *err)
 {
     const tg_graph *g = s->g;
-    net_m2n x = {.src = s->m2n_side, .dst = s->m2n_side + g->nranks + 1,
-                 .unit_bytes = (double)tg_task_args(g, t)[1]};
-    tg_m2n_sides(g, t, s->m2n_side, &x.nsrc, s->m2n_side + g->nranks + 1, &x.ndst, &x.counts,
-                 &x.per);
+    net_m2n x;
+    net_m2n_of_task(g, t, s->m2n_side, &x);
     double end = s->net->m2n_start(s->netstate, now, g->nxfers + c, &x);
     if (isnan(end)) {
         char who[256];

@@ -57,6 +57,10 @@ extern const net_ops net_analytic;
 /* The flow-level model: transfers share links max-min fairly (docs/SIM.md). */
 extern const net_ops net_flow;
 
+/* Fills x with the exchange of which m2n task t of g is a piece; side holds
+ * 2 * (g->nranks + 1) ranks (x's src and dst point into it). */
+void net_m2n_of_task(const tg_graph *g, uint32_t t, int32_t *side, net_m2n *x);
+
 /* The analytic model's time for the m2n exchange of which task `task` of g is a piece (the
  * slowest pair: latency + bytes / bandwidth, no contention), for bounds and solvers;
  * NaN when out of memory. */

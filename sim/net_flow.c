@@ -143,12 +143,20 @@ static inline double link_cap(const flownet *fn, uint32_t l)
     return l < 2 * fn->ranks ? fn->t.intra.bw_bytes_per_s : fn->t.nic.bw_bytes_per_s;
 }
 
+/* The link id of the NIC rank r uses, up (sending) or down (receiving); rails: GPU g of a
+ * node uses its node's NIC g % K. */
+static inline uint32_t nic_link(const flownet *fn, uint32_t r, int down)
+{
+    uint32_t g = (uint32_t)fn->t.gpus_per_node, K = fn->nics_used;
+    return 2 * fn->ranks + (down ? (uint32_t)fn->t.nodes * K : 0) + r / g * K + r % g % K;
+}
+
 /* Fills w's route from src to dst (different ranks); returns its class (0: same node).
  * Rail-style NICs: GPU g of a node uses its node's NIC g % nics_per_node, on the sending
  * and on the receiving side. */
 static int route(const flownet *fn, waiting *w, uint32_t src, uint32_t dst)
 {
-    uint32_t g = (uint32_t)fn->t.gpus_per_node, R = fn->ranks, K = fn->nics_used;
+    uint32_t g = (uint32_t)fn->t.gpus_per_node, R = fn->ranks;
     uint32_t ns = src / g, nd = dst / g;
     if (ns == nd) {
         w->nlink = 2;
@@ -158,8 +166,8 @@ static int route(const flownet *fn, waiting *w, uint32_t src, uint32_t dst)
     }
     w->nlink = 4;
     w->link[0] = src;
-    w->link[1] = 2 * R + ns * K + (src % g) % K;
-    w->link[2] = 2 * R + (uint32_t)fn->t.nodes * K + nd * K + (dst % g) % K;
+    w->link[1] = nic_link(fn, src, 0);
+    w->link[2] = nic_link(fn, dst, 1);
     w->link[3] = R + dst;
     return 1;
 }
@@ -733,15 +741,15 @@ static double flow_m2n(void *self, double now_s, uint32_t id, const net_m2n *x)
     for (uint32_t i = 0; i < x->nsrc; i++) {
         uint32_t r = (uint32_t)x->src[i];
         cof_add(&f, r, ld.src_total[i], avg);
-        if (K) nic[(r / g) * K + (r % g) % K] += ld.src_cross[i];
+        if (K) nic[nic_link(fn, r, 0) - 2 * R] += ld.src_cross[i];
     }
     for (uint32_t j = 0; j < x->ndst; j++) {
         uint32_t r = (uint32_t)x->dst[j];
         cof_add(&f, R + r, ld.dst_total[j], avg);
-        if (K) nic[(size_t)N * K + (r / g) * K + (r % g) % K] += ld.dst_cross[j];
+        if (K) nic[nic_link(fn, r, 1) - 2 * R] += ld.dst_cross[j];
     }
-    for (size_t k = 0; K && k < 2 * (size_t)N * K; k++)
-        if (f.nlink < most) cof_add(&f, 2 * R + (uint32_t)k, nic[k], avg);
+    /* each NIC with load carries some member's traffic: at most `most` links in all */
+    for (size_t k = 0; K && k < 2 * (size_t)N * K; k++) cof_add(&f, 2 * R + (uint32_t)k, nic[k], avg);
     free(nic);
     net_m2n_load_free(&ld);
     f.join_s = now_s + lat;

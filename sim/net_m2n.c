@@ -155,13 +155,19 @@ double net_m2n_analytic_time(const topo *t, const net_m2n *x)
     return tm;
 }
 
+void net_m2n_of_task(const tg_graph *g, uint32_t t, int32_t *side, net_m2n *x)
+{
+    int32_t *dst = side + g->nranks + 1;
+    *x = (net_m2n){.src = side, .dst = dst, .unit_bytes = (double)tg_task_args(g, t)[1]};
+    tg_m2n_sides(g, t, side, &x->nsrc, dst, &x->ndst, &x->counts, &x->per);
+}
+
 double net_m2n_task_time(const topo *t, const tg_graph *g, uint32_t task)
 {
     int32_t *side = malloc(2 * ((size_t)g->nranks + 1) * sizeof *side);
     if (!side) return NAN;
-    net_m2n x = {.src = side, .dst = side + g->nranks + 1,
-                 .unit_bytes = (double)tg_task_args(g, task)[1]};
-    tg_m2n_sides(g, task, side, &x.nsrc, side + g->nranks + 1, &x.ndst, &x.counts, &x.per);
+    net_m2n x;
+    net_m2n_of_task(g, task, side, &x);
     double tm = net_m2n_analytic_time(t, &x);
     free(side);
     return tm;
