@@ -273,6 +273,9 @@ static void workload_bad_input(void **state)
         {DEP " --sched findep --order sasa", 1, "sasa"},
         {DEP " --sched findep --routing zipf:-1", 1, "zipf"},
         {DEP " --sched findep --routing trace:/nonexistent.csv", 1, "nonexistent.csv"},
+        {DEP " --sched findep --exchange nope", 1, "unknown --exchange 'nope'"},
+        {"--workload dep --sched ep --model deepseek-v2 --topo h20-1x8 --seq 64 --exchange m2n", 1,
+         "ep's all-to-all is always pairwise"},
         {"--workload dep --sched findep --model deepseek-v2 --layers 0 --topo h20-1x8 --ag 4 --eg 4 "
          "--seq 64", 1, "layers"},
         {"--workload train --sched findep --model deepseek-v2 --topo h20-1x8 --seq 64", 1, "train"},
